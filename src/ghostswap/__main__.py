@@ -1,0 +1,5 @@
+import sys
+
+from ghostswap.cli.main import main
+
+sys.exit(main())

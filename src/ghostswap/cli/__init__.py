@@ -1,0 +1,1 @@
+"""The ``ghostswap`` command line: one module per subcommand."""

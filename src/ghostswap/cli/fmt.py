@@ -1,0 +1,70 @@
+"""Output formatting shared by the subcommands: tables, sizes, progress.
+
+Human output goes through rich (tables on stdout, progress on stderr only
+when it is a terminal); ``--json`` output is plain ``json.dumps`` with
+sorted keys, so it diffs cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ghostswap.errors import ConfigError
+from ghostswap.units import format_bytes
+
+__all__ = ["console", "make_table", "progress_bar", "write_json"]
+
+console = Console(highlight=False)
+
+
+def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A table whose first column is left-aligned and the rest right-aligned."""
+    table = Table(title=title or None, title_justify="left", show_edge=False, pad_edge=False)
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def bytes_cell(n: float) -> str:
+    return f"{int(n):,} ({format_bytes(n)})" if n >= 1024 else f"{int(n)}"
+
+
+@contextmanager
+def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[Any]:
+    """A progress bar on stderr (only on a terminal); yields update(done)."""
+    enabled = not quiet and sys.stderr.isatty()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not enabled,
+    )
+    with progress:
+        task = progress.add_task(description, total=max(total, 1))
+        yield lambda done: progress.update(task, completed=done)
+
+
+def write_json(path: str, data: Any) -> None:
+    """Write `data` as JSON to `path` (``-``: stdout)."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror}") from None

@@ -1,0 +1,60 @@
+"""``ghostswap``: the entry point and the registry of subcommands.
+
+Each subcommand is a module with ``NAME``, ``HELP``, ``set_argparser(parser)``
+and ``main(args) -> int``; adding one is one module and one line in
+``COMMANDS``. A :class:`~ghostswap.errors.GhostswapError` ends the command
+with one line on stderr and exit status 2; Ctrl-C ends it with 130 after the
+command's own clean-up has run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from ghostswap.cli import overhead
+from ghostswap.errors import GhostswapError
+
+__all__ = ["main"]
+
+COMMANDS: list[ModuleType] = [overhead]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, exit 2: the same contract as every other user error.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ghostswap",
+        description="The Linux swap-table swap subsystem and the ghost swap device, as a model.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        sub_parser = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
+        command.set_argparser(sub_parser)
+        sub_parser.set_defaults(_main=command.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except GhostswapError as err:
+        print(f"ghostswap {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ghostswap {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Measurement: kernel-named counters, kernel-equivalent accounting, reports."""

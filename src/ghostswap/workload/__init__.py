@@ -1,0 +1,1 @@
+"""Workloads: generators and trace readers/writers producing event chunks."""
