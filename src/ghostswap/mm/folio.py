@@ -9,7 +9,7 @@ every folio gets a PFN and a place in the global `mem_map`.
 
 from __future__ import annotations
 
-from ghostswap.kernel.gfp import should_fail_alloc
+from ghostswap.kernel.gfp import GFP_KERNEL, should_fail_alloc
 
 __all__ = [
     "Folio",
@@ -79,7 +79,7 @@ mem_map: dict[int, Folio] = {}
 _next_pfn = 1 << 9  # leave pfn 0 unused; keep large folios naturally aligned
 
 
-def folio_alloc(order: int = 0, gfp: int = 0, memcg_id: int = 0) -> Folio | None:
+def folio_alloc(order: int = 0, gfp: int = GFP_KERNEL, memcg_id: int = 0) -> Folio | None:
     """Allocate a folio of `order` (naturally aligned PFN), or None on failure."""
     global _next_pfn
     if should_fail_alloc("folio_alloc", gfp):

@@ -728,8 +728,6 @@ def cluster_alloc_swap_entry(si: SwapInfo, folio: Folio | None) -> int:
         found = _cluster_alloc_new(si, folio, order)
     if not solidstate:
         spin_unlock(si.global_cluster_lock)
-    if not found:
-        si.subsys.stats.alloc_fail += 1
     return found
 
 
@@ -969,6 +967,7 @@ def folio_alloc_swap(subsys: SwapSubsystem, folio: Folio) -> bool:
             break
         # Order 0 must not fail while discards could free clusters.
         if order or not swap_sync_discard(subsys):
+            subsys.stats.alloc_fail += 1
             return False
     if subsys.memcg and folio.memcg_id:
         mem_cgroup_try_charge_swap(subsys, folio)
