@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import Phase, settings
 
 from ghostswap.kernel import bug, gfp, runtime, workqueue
 from ghostswap.mm import swapfile
@@ -24,3 +25,8 @@ def _fresh_kernel_state() -> Iterator[None]:
     workqueue.cancel_all()
     runtime.rcu_barrier_fast()
     swapfile.set_debug_vm(False)
+
+
+# `pytest --hypothesis-profile=noshrink` reports the first failing example as
+# found, without the (sometimes very long) shrinking phase.
+settings.register_profile("noshrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])

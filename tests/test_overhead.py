@@ -1,0 +1,150 @@
+"""Kernel-equivalent accounting and the `ghostswap overhead` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ghostswap.cli.main import main
+from ghostswap.measure import sizes
+from ghostswap.measure.overhead import device_overhead
+from ghostswap.measure.populate import populate_swap
+from ghostswap.mm.invariants import check_subsystem
+from ghostswap.mm.swap import SWAPFILE_CLUSTER, SwapSubsystem
+from ghostswap.mm.swapon import swapon
+
+RAM = 1 << 16  # 256 MiB
+
+
+def test_struct_sizes_round_to_their_slab_caches() -> None:
+    assert sizes.kmalloc_size(72) == 96
+    assert sizes.SWAP_CLUSTER_INFO_DYNAMIC == 96
+    assert sizes.MEMCG_TABLE == 1024 and sizes.EXTEND_TABLE == 2048
+    assert sizes.SWAP_INFO_STRUCT == 1024
+    assert sizes.kmalloc_size(9000) == 16384  # kmalloc_large: 4 pages -> order 2
+    assert sizes.kvmalloc_size(5 << 20) == 5 << 20  # vmalloc: whole pages
+
+
+def test_an_unused_ghost_device_costs_only_its_fixed_parts() -> None:
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "ghost")
+    parts = device_overhead(si).components
+    assert parts["cluster_info_dynamic"] == sizes.SWAP_CLUSTER_INFO_DYNAMIC  # cluster 0
+    assert parts["swap_tables"] == sizes.SWAP_TABLE
+    assert parts["cluster_pool_xa_nodes"] == 0
+    assert "cluster_info" not in parts
+    # zswap's trees scale with the (virtual) size: one xarray per 64 MiB.
+    assert parts["zswap_trees"] == sizes.kvmalloc_size(8 * RAM // (1 << 14) * 16)
+
+
+def test_a_static_device_pays_for_every_cluster_up_front() -> None:
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "file", 32 * SWAPFILE_CLUSTER)
+    parts = device_overhead(si).components
+    assert parts["cluster_info"] == sizes.kvmalloc_size(32 * sizes.SWAP_CLUSTER_INFO)
+    assert parts["swap_tables"] == sizes.SWAP_TABLE  # only cluster 0 (header)
+
+
+def test_dynamic_parts_follow_the_clusters_in_use() -> None:
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "ghost")
+    result = populate_swap(subsys, 10 * SWAPFILE_CLUSTER)
+    assert result.swapped_pages == 10 * SWAPFILE_CLUSTER and not result.full
+    check_subsystem(subsys)
+    d = device_overhead(si)
+    assert d.used_pages == 10 * SWAPFILE_CLUSTER
+    clusters = 11  # ten full ones plus cluster 0
+    assert d.components["swap_tables"] == clusters * sizes.SWAP_TABLE
+    assert d.components["memcg_tables"] == clusters * sizes.MEMCG_TABLE
+    assert d.components["cluster_info_dynamic"] == clusters * sizes.SWAP_CLUSTER_INFO_DYNAMIC
+    assert d.components["cluster_pool_xa_nodes"] == sizes.XA_NODE  # indices 0..10: one node
+    per_slot = d.bytes_per_used_slot
+    assert per_slot is not None and 10 < per_slot < 20
+
+
+def test_random_frees_keep_clusters_alive() -> None:
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "ghost")
+    populate_swap(subsys, 20 * SWAPFILE_CLUSTER, free_fraction=0.5, seed=3)
+    check_subsystem(subsys)
+    d = device_overhead(si)
+    assert d.used_pages == 10 * SWAPFILE_CLUSTER
+    # Half the slots are gone but nearly every cluster keeps its table.
+    assert d.components["swap_tables"] >= 19 * sizes.SWAP_TABLE
+    per_slot = d.bytes_per_used_slot
+    assert per_slot is not None and per_slot > 20
+
+
+def test_large_folios_fall_back_on_a_swap_file() -> None:
+    subsys = SwapSubsystem(RAM)
+    swapon(subsys, "file", 64 * SWAPFILE_CLUSTER)
+    result = populate_swap(subsys, 16 * 64, order=4)
+    assert result.fallback_folios == 64 and result.swapped_pages == 1024
+    assert subsys.mthp.orders[4]["swpout_fallback"] == 64
+
+
+def test_overhead_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o.json"
+    rc = main(
+        [
+            "overhead",
+            "--ram", "256MiB",
+            "--swap", "ghost:8x",
+            "--swap", "file:256MiB",
+            "--used", "25%",
+            "--free-fraction", "0.2",
+            "--json", str(out),
+            "--quiet",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["total_bytes"] == sum(d["total_bytes"] for d in data["devices"])
+    names = [(d["name"], d["kind"]) for d in data["devices"]]
+    assert names == [("/dev/ghostswap", "ghost"), ("file1", "file")]
+    for d in data["devices"]:
+        assert set(d) >= {"name", "kind", "size_pages", "used_pages", "components", "total_bytes"}
+        assert d["total_bytes"] == sum(d["components"].values())
+    used = sum(d["used_pages"] for d in data["devices"])
+    assert used == data["swapped_pages"] - data["freed_pages"]
+    assert capsys.readouterr().out == ""
+
+
+def test_overhead_command_prints_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["overhead", "--ram", "64MiB", "--swap", "ghost", "--used", "4MiB"]) == 0
+    out = capsys.readouterr().out
+    assert "/dev/ghostswap (ghost, 512.0 MiB, 1,024 slots used" in out
+    assert "swap_tables" in out and "bytes per used slot" in out
+
+
+def test_overhead_warns_when_si_max_overflows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["overhead", "--ram", "2TiB", "--swap", "ghost"]) == 0
+    assert "do not fit the 32-bit si->max" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ram", "lots"], "is not a size"),
+        (["--swap", "tape:1G"], "unknown kind"),
+        (["--used", "200%"], "outside 0..100%"),
+        (["--order", "12"], "--order must be in 0..9"),
+        (["--swap", "file:1GiB", "--used", "2GiB"], "more than the"),
+        (["--swap", "ghost:1x", "--swap", "ghost:1x", "--ram", "3KiB"], "multiple of the 4 KiB"),
+    ],
+)
+def test_overhead_errors_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["overhead", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unknown_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["overhead", "--bogus"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
