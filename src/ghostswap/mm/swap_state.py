@@ -127,7 +127,7 @@ def __swap_cache_add_folio(si: SwapInfo, ci: SwapClusterInfo, folio: Folio, entr
     pfn_tb = (folio.pfn << SWAP_CACHE_PFN_MARK_BITS) | SWP_TB_PFN_MARK  # pfn_to_swp_tb()
     for off in range(ci_off, ci_off + nr_pages):
         old_tb = table[off]
-        if (old_tb & 3) == 2:
+        if swapfile._debug_vm and (old_tb & 3) == 2:
             WARN(f"__swap_cache_add_folio: {ci!r} slot {off} already cached")
         table[off] = pfn_tb | (old_tb & SWP_TB_FLAGS_MASK)
     folio._refcount += nr_pages
@@ -152,9 +152,10 @@ def __swap_cache_del_folio(
     assert table is not None
     pfn_tb = (folio.pfn << SWAP_CACHE_PFN_MARK_BITS) | SWP_TB_PFN_MARK
     shadow_tb = (shadow or 0) | SWP_TB_SHADOW_MARK  # shadow_to_swp_tb()
+    debug = swapfile._debug_vm
     for off in range(ci_start, ci_end):
         old_tb = table[off]
-        if old_tb & ~SWP_TB_FLAGS_MASK != pfn_tb:
+        if debug and old_tb & ~SWP_TB_FLAGS_MASK != pfn_tb:
             WARN(f"__swap_cache_del_folio: {ci!r} slot {off} does not hold {folio!r}")
         if old_tb >> _COUNT_SHIFT:
             folio_swapped = True

@@ -1203,21 +1203,22 @@ def __swap_cluster_free_entries(
 ) -> None:
     """Free slots whose last reference just went; empty clusters are freed.
     Context: ci.lock."""
-    if ci.count < nr_pages:
+    debug = _debug_vm
+    if debug and ci.count < nr_pages:
         WARN(f"__swap_cluster_free_entries: {ci!r} frees {nr_pages} of {ci.count}")
     ci.count -= nr_pages
     table = ci.table
     assert table is not None
     memcg_table = ci.memcg_table
     for off in range(ci_start, ci_start + nr_pages):
-        old_tb = table[off]
-        if not old_tb & 1 or old_tb >> _COUNT_SHIFT > 1:
-            WARN(f"__swap_cluster_free_entries: {ci!r} slot {off} = {old_tb:#x}")
+        # Freed after the last count went, or after the cache let go.
+        if debug and (not table[off] & 1 or table[off] >> _COUNT_SHIFT > 1):
+            WARN(f"__swap_cluster_free_entries: {ci!r} slot {off} = {table[off]:#x}")
         table[off] = SWP_TB_NULL
         if memcg_table is not None and memcg_table[off]:
             __swap_cgroup_clear(ci, off, 1)
     swap_range_free(si, ci.index * SWAPFILE_CLUSTER + ci_start, nr_pages)
-    if _debug_vm:
+    if debug:
         swap_cluster_assert_empty(ci, ci_start, nr_pages, False)
     if not ci.count:
         free_cluster(si, ci)
