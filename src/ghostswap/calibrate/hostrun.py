@@ -1,0 +1,195 @@
+"""Run a workload on this host's kernel and collect its swap counters.
+
+Sets up exactly what a :class:`HostSetup` asks for — a swap file or a zram
+device, a memory cgroup with the RAM limit, the mTHP sizes, optionally
+zswap — runs the replayer inside the cgroup, and returns counter deltas.
+Everything set up is undone on the way out, including on Ctrl-C, and only
+the replayer process this module started is ever signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ghostswap.calibrate import counters
+from ghostswap.calibrate.host import (
+    HostError,
+    Knobs,
+    MemCgroup,
+    active_swaps,
+    interrupt_as_keyboard,
+    read_knob,
+    require_root,
+    swap_file,
+    zram_swap,
+)
+
+__all__ = ["HostResult", "HostSetup", "run_on_host", "zswap_ever_enabled"]
+
+THP = Path("/sys/kernel/mm/transparent_hugepage")
+ZSWAP_PARAMS = Path("/sys/module/zswap/parameters")
+DEBUGFS = Path("/sys/kernel/debug")
+
+
+@dataclass
+class HostSetup:
+    """What the host run needs; sizes in bytes."""
+
+    ram_bytes: int
+    swap_kind: str  # "file" or "zram"
+    swap_bytes: int
+    zram_algorithm: str = "lz4"
+    swap_dir: str = "/var/tmp"
+    mthp: dict[str, str] = field(default_factory=dict)  # "64kB" -> "always"
+    zswap: str | None = None  # compressor, or None for zswap off
+    madv_hugepage: bool = False
+
+
+@dataclass
+class HostResult:
+    vmstat: dict[str, int]
+    mthp: dict[str, dict[str, int]]
+    zswap: dict[str, int] | None
+    memcg: dict[str, int]
+    peak_swap_pages: int
+    replayer: dict[str, float]
+    notes: list[str]
+    device_rotational: bool
+
+
+def zswap_ever_enabled() -> bool:
+    """Has zswap been enabled since boot? Then large-folio swap-in is off
+    until the next boot. zswap creates its debugfs directory on the first
+    write of its ``enabled`` parameter, so that directory is the witness."""
+    if (ZSWAP_PARAMS / "enabled").is_file() and read_knob(ZSWAP_PARAMS / "enabled") == "Y":
+        return True
+    if (DEBUGFS / "zswap").is_dir():
+        return True
+    if not DEBUGFS.is_dir():
+        return False
+    mounted = any(
+        line.split()[4] == str(DEBUGFS)
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    )
+    if mounted:
+        return (DEBUGFS / "zswap").is_dir()
+    subprocess.run(
+        ["mount", "-t", "debugfs", "none", str(DEBUGFS)], check=False, capture_output=True
+    )
+    try:
+        return (DEBUGFS / "zswap").is_dir()
+    finally:
+        subprocess.run(["umount", str(DEBUGFS)], check=False, capture_output=True)
+
+
+def _rotational(directory: str) -> bool:
+    """Is the block device under `directory` rotational (the kernel's SSD test)?"""
+    dev = os.stat(directory).st_dev
+    sysfs = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    for candidate in (sysfs / "queue" / "rotational", sysfs / ".." / "queue" / "rotational"):
+        if candidate.exists():
+            return candidate.read_text().strip() == "1"
+    return False
+
+
+def preflight(setup: HostSetup) -> list[str]:
+    """Refuse clearly what cannot work; return notes about the host state."""
+    require_root()
+    notes = []
+    swaps = active_swaps()
+    if swaps:
+        raise HostError(
+            "other swap devices are active (" + ", ".join(swaps) + "); calibration needs them "
+            "off so that only its own device takes pages"
+        )
+    if setup.swap_kind not in ("file", "zram"):
+        raise HostError(f"calibrate supports file and zram swap, not {setup.swap_kind!r}")
+    for size in setup.mthp:
+        if not (THP / f"hugepages-{size}" / "enabled").is_file():
+            raise HostError(f"this kernel has no anonymous mTHP size {size}")
+    if zswap_ever_enabled():
+        notes.append(
+            "zswap has been enabled since boot: this kernel no longer swaps in large "
+            "folios, so mTHP swpin counts will differ from the model until a reboot"
+        )
+    if setup.zswap and not (ZSWAP_PARAMS / "enabled").is_file():
+        raise HostError("this kernel has no zswap")
+    return notes
+
+
+def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
+    notes = preflight(setup)
+    sizes = counters.mthp_sizes()
+    with contextlib.ExitStack() as stack, interrupt_as_keyboard():
+        knobs = stack.enter_context(Knobs())
+        for size in sizes:
+            enabled = THP / f"hugepages-{size}" / "enabled"
+            if enabled.is_file():
+                knobs.set(enabled, setup.mthp.get(size, "never"))
+        if setup.zswap:
+            knobs.set(ZSWAP_PARAMS / "compressor", setup.zswap)
+            knobs.set(ZSWAP_PARAMS / "enabled", "Y")
+            notes.append(
+                "zswap was enabled for this run: large-folio swap-in stays off until reboot"
+            )
+        if setup.swap_kind == "file":
+            stack.enter_context(swap_file(setup.swap_dir, setup.swap_bytes))
+            rotational = _rotational(setup.swap_dir)
+        else:
+            stack.enter_context(zram_swap(setup.swap_bytes, setup.zram_algorithm))
+            rotational = False
+        cgroup = stack.enter_context(MemCgroup(setup.ram_bytes))
+        before_vm = counters.read_vmstat()
+        before_mthp = counters.read_mthp_stats(sizes)
+        before_zswap = counters.read_zswap()
+        with counters.SwapSampler() as sampler:
+            output = _run_replayer(cgroup, replayer, events)
+        after_vm = counters.read_vmstat()
+        after_mthp = counters.read_mthp_stats(sizes)
+        after_zswap = counters.read_zswap()
+        memcg = cgroup.stat()
+    zswap_delta = (
+        counters.delta(before_zswap, after_zswap)
+        if before_zswap is not None and after_zswap is not None
+        else None
+    )
+    return HostResult(
+        vmstat=counters.delta(before_vm, after_vm),
+        mthp={size: counters.delta(before_mthp[size], after_mthp[size]) for size in after_mthp},
+        zswap=zswap_delta,
+        memcg=memcg,
+        peak_swap_pages=sampler.peak_kib // 4,
+        replayer=output,
+        notes=notes,
+        device_rotational=rotational,
+    )
+
+
+def _run_replayer(cgroup: MemCgroup, replayer: Path, events: Path) -> dict[str, float]:
+    """Start the replayer inside `cgroup` (the shell joins it, then execs)."""
+    script = 'echo $$ > "$1" && exec "$2" "$3"'
+    proc = subprocess.Popen(
+        ["sh", "-c", script, "sh", str(cgroup.path / "cgroup.procs"), str(replayer), str(events)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        proc.kill()  # our own child, by its pid
+        proc.wait()
+        raise
+    if proc.returncode == -9:
+        raise HostError("the workload was OOM-killed in its memory cgroup (limit too small?)")
+    if proc.returncode not in (0, 3):
+        raise HostError(f"the replayer failed ({proc.returncode}): {stderr.strip()[:300]}")
+    result = {}
+    for line in stdout.splitlines():
+        key, _, value = line.partition(" ")
+        result[key] = float(value)
+    return result
