@@ -86,6 +86,19 @@ def test_fast_mode_defers_kfree_rcu_to_the_quiescent_state() -> None:
     assert is_poisoned(obj)
 
 
+class PreferOther:
+    """Switch to another runnable CPU at every scheduling point."""
+
+    def start(self, nr_cpus: int) -> None:
+        pass
+
+    def pick(self, runnable: list[int], current: int | None, point: object) -> int:
+        if current is None:
+            return 0
+        others = [c for c in runnable if c != current]
+        return others[0] if others else runnable[0]
+
+
 def checked(scheduler: object | None = None) -> CheckedRuntime:
     rt = CheckedRuntime(scheduler or RunToCompletion())  # type: ignore[arg-type]
     runtime.install(rt)
@@ -207,17 +220,7 @@ def test_abba_deadlock() -> None:
         spin_unlock(a)
         spin_unlock(b)
 
-    class Interleave:
-        def start(self, nr_cpus: int) -> None:
-            pass
-
-        def pick(self, runnable: list[int], current: int | None, point: object) -> int:
-            if current is None:
-                return 0
-            others = [c for c in runnable if c != current]
-            return others[0] if others else runnable[0]
-
-    rt = checked(Interleave())
+    rt = checked(PreferOther())
     with pytest.raises(Deadlock, match="every CPU is blocked"):
         rt.run([one, two])
 
@@ -237,16 +240,6 @@ def test_contended_lock_blocks_until_released() -> None:
         spin_lock(lock)
         order.append("b-in")
         spin_unlock(lock)
-
-    class PreferOther:
-        def start(self, nr_cpus: int) -> None:
-            pass
-
-        def pick(self, runnable: list[int], current: int | None, point: object) -> int:
-            if current is None:
-                return 0
-            others = [c for c in runnable if c != current]
-            return others[0] if others else runnable[0]
 
     rt = checked(PreferOther())
     rt.run([holder, waiter])

@@ -33,9 +33,9 @@ class PopulateResult:
     full: bool = False  # swap ran out before the request was met
 
 
-def swap_out_folio(subsys: SwapSubsystem, folio: Folio) -> int:
-    """Allocate, map-count and write out one folio; return its first swap
-    entry, or 0 when no slots could be had."""
+def swap_out_folio(subsys: SwapSubsystem, folio: Folio, shadow: int | None = None) -> int:
+    """Allocate, map-count and write out one folio (leaving `shadow` in its
+    slots); return its first swap entry, or 0 when no slots could be had."""
     if not swapfile.folio_alloc_swap(subsys, folio):
         return 0
     entry = folio.swap
@@ -44,7 +44,7 @@ def swap_out_folio(subsys: SwapSubsystem, folio: Folio) -> int:
     assert si is not None
     ci = __swap_cluster_lock(si, swp_offset(entry))
     assert ci is not None
-    __swap_cache_del_folio(si, ci, folio, entry, None)
+    __swap_cache_del_folio(si, ci, folio, entry, shadow)
     spin_unlock(ci.lock)
     return entry
 
