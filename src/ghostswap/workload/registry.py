@@ -39,6 +39,7 @@ __all__ = [
     "FILLS",
     "GENERATORS",
     "TRACE_FORMATS",
+    "TRACE_PREFIX",
     "describe_specs",
     "make_workload",
     "open_trace",

@@ -105,9 +105,14 @@ class TextBlock:
 
 
 def line_blocks(
-    stream: IO[bytes], label: str, block_bytes: int = BLOCK_BYTES
+    stream: IO[bytes], label: str, block_bytes: int | None = None
 ) -> Iterator[TextBlock]:
-    """`stream` in blocks of whole lines (the last one gets a newline added)."""
+    """`stream` in blocks of whole lines (the last one gets a newline added).
+
+    Blocks are about `block_bytes` (default :data:`BLOCK_BYTES`) long, or
+    one line if a line is longer.
+    """
+    block_bytes = block_bytes or BLOCK_BYTES
     line = 1
     rest = b""
     while True:

@@ -50,6 +50,8 @@ __all__ = ["FORMAT", "LackeyTrace", "parse_lackey"]
 
 PAGE_SHIFT = 12
 _CHATTER = re.compile(rb"^(?:==|--|\*\*)[^\n]*\n", re.M)
+_CHATTER_STARTS = (b"==", b"--", b"**")
+_CHATTER_MARKS = tuple(b"\n" + start for start in _CHATTER_STARTS)
 _LINE = re.compile(r"^(?:(I) |\s([LSM]))\s([0-9a-fA-F]{1,16}),(\d{1,9})\s*$")
 _KIND_I, _KIND_L, _KIND_S, _KIND_M = (ord(c) for c in "ILSM")
 _SPACE, _COMMA, _NEWLINE = ord(" "), ord(","), ord("\n")
@@ -66,6 +68,7 @@ def _digit_table(digits: str) -> np.ndarray:
 
 _HEX = _digit_table("0123456789abcdef")
 _DEC = _digit_table("0123456789")
+_LINE_CHARS = (_HEX != 255) | np.isin(np.arange(256), list(b"ILSM ,\n"))
 
 
 class LackeyTrace(TraceWorkload):
@@ -96,7 +99,7 @@ def parse_lackey(
     options = options or TraceOptions()
     coalescer = _Coalescer() if options.coalesce else None
     for block in line_blocks(stream, label):
-        kind, addr, size = _parse_block(block, label, chatter)
+        kind, addr, size = _parse_block(block, label, options.include_instructions, chatter)
         events = _accesses_to_events(kind, addr, size, options)
         if coalescer is not None:
             events = coalescer.feed(events)
@@ -111,29 +114,34 @@ def parse_lackey(
 Accesses = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _parse_block(block: TextBlock, label: str, chatter: deque[str] | None) -> Accesses:
-    """(kind, address, size) of every access line of `block`."""
+def _parse_block(
+    block: TextBlock, label: str, instructions: bool, chatter: deque[str] | None
+) -> Accesses:
+    """(kind, address, size) of the access lines of `block` (instruction
+    fetches only if `instructions`)."""
     data = block.data
+    if not (data.startswith(_CHATTER_STARTS) or any(m in data for m in _CHATTER_MARKS)):
+        return _parse_segment(data, block.first_line, label, instructions)
     parts: list[Accesses] = []
     pos = 0
     line = block.first_line
     for match in _CHATTER.finditer(data):
         segment = data[pos : match.start()]
-        parts.append(_parse_segment(segment, line, label))
+        parts.append(_parse_segment(segment, line, label, instructions))
         line += segment.count(b"\n") + 1
         if chatter is not None:
             chatter.append(match.group().decode("utf-8", errors="replace").rstrip("\n"))
         pos = match.end()
-    parts.append(_parse_segment(data[pos:], line, label))
+    parts.append(_parse_segment(data[pos:], line, label, instructions))
     if len(parts) == 1:
         return parts[0]
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))  # type: ignore[return-value]
 
 
-def _parse_segment(data: bytes, first_line: int, label: str) -> Accesses:
-    parsed = _parse_clean(data)
+def _parse_segment(data: bytes, first_line: int, label: str, instructions: bool) -> Accesses:
+    parsed = _parse_clean(data, instructions)
     if parsed is None:
-        parsed = _parse_lines(data, first_line, label)
+        parsed = _parse_lines(data, first_line, label, instructions)
     return parsed
 
 
@@ -141,8 +149,12 @@ def _empty() -> Accesses:
     return np.empty(0, np.uint8), np.empty(0, np.uint64), np.empty(0, np.uint64)
 
 
-def _parse_clean(data: bytes) -> Accesses | None:
-    """Vectorised parse of lines that are all well-formed access lines, or None."""
+def _parse_clean(data: bytes, instructions: bool) -> Accesses | None:
+    """Vectorised parse of lines that are all well-formed access lines, or None.
+
+    Dropped instruction lines are checked for shape and characters only;
+    their numbers are not converted (they are most of a lackey trace).
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buf == _NEWLINE)
     n = len(ends)
@@ -164,6 +176,14 @@ def _parse_clean(data: bytes) -> Accesses | None:
     data_access = (c0 == _SPACE) & ((c1 == _KIND_L) | (c1 == _KIND_S) | (c1 == _KIND_M))
     if not ((instr | data_access) & (c2 == _SPACE)).all():
         return None
+    if not instructions:
+        if not _LINE_CHARS[buf].all():
+            return None
+        starts, commas, ends = starts[data_access], commas[data_access], ends[data_access]
+        hex_len, dec_len, c1 = hex_len[data_access], dec_len[data_access], c1[data_access]
+        instr = instr[data_access]
+        if not len(starts):
+            return _empty()
     addr = _numbers(buf, starts + 3, hex_len, _HEX, hexadecimal=True)
     size = _numbers(buf, commas + 1, dec_len, _DEC, hexadecimal=False)
     if addr is None or size is None:
@@ -188,7 +208,7 @@ def _numbers(
     return np.add.reduceat(terms, offsets)
 
 
-def _parse_lines(data: bytes, first_line: int, label: str) -> Accesses:
+def _parse_lines(data: bytes, first_line: int, label: str, instructions: bool) -> Accesses:
     """Line-by-line parse; raises on the first line that is not an access."""
     kinds: list[int] = []
     addrs: list[int] = []
@@ -205,6 +225,8 @@ def _parse_lines(data: bytes, first_line: int, label: str) -> Accesses:
                 "--log-file so the program's own output stays out of the trace)"
             )
         instr, data_kind, addr, size = match.groups()
+        if instr and not instructions:
+            continue
         kinds.append(ord(instr or data_kind))
         addrs.append(int(addr, 16))
         sizes.append(int(size))
