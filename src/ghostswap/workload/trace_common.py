@@ -46,6 +46,7 @@ __all__ = [
 #: half zero, roughly what real anonymous memory compresses to.
 DEFAULT_TRACE_FILL = "half"
 BLOCK_BYTES = 1 << 20
+MAX_LINE_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 RANGE_OPS = (OP_READ, OP_WRITE, OP_FREE, OP_MAP, OP_UNMAP, OP_PAGEOUT)
 _MAX_OP = max(OP_NAMES)
@@ -110,7 +111,8 @@ def line_blocks(
     """`stream` in blocks of whole lines (the last one gets a newline added).
 
     Blocks are about `block_bytes` (default :data:`BLOCK_BYTES`) long, or
-    one line if a line is longer.
+    one line if a line is longer; a line over :data:`MAX_LINE_BYTES` is an
+    error (a binary file read as text would otherwise be held whole).
     """
     block_bytes = block_bytes or BLOCK_BYTES
     line = 1
@@ -125,6 +127,10 @@ def line_blocks(
         data = rest + data
         cut = data.rfind(b"\n") + 1
         if cut == 0:
+            if len(data) > MAX_LINE_BYTES:
+                raise TraceError(
+                    f"{label}:{line}: a line longer than {MAX_LINE_BYTES} bytes: not a text trace"
+                )
             rest = data
             continue
         block = TextBlock(line, data[:cut])
