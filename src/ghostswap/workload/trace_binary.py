@@ -149,7 +149,8 @@ def _read_checked_header(path: str) -> BinaryHeader:
     if body < expected:
         raise TraceError(
             f"{path}: truncated: the header promises {header.event_count} events, "
-            f"the file holds {body / RECORD_SIZE:.1f}"
+            f"the file holds {body // RECORD_SIZE}"
+            + (f" and {body % RECORD_SIZE} bytes of another" if body % RECORD_SIZE else "")
         )
     if body > expected:
         raise TraceError(f"{path}: {body - expected} bytes after the last of the promised events")

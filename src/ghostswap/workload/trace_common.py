@@ -50,6 +50,7 @@ MAX_LINE_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 RANGE_OPS = (OP_READ, OP_WRITE, OP_FREE, OP_MAP, OP_UNMAP, OP_PAGEOUT)
 _MAX_OP = max(OP_NAMES)
+_U64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,12 @@ def first_invalid_event(events: np.ndarray) -> tuple[int, str] | None:
     """The index of the first event no reader may produce, and why."""
     ops = events["op"]
     bad_op = ops > _MAX_OP
-    bad_range = np.isin(ops, RANGE_OPS) & (events["npages"] == 0)
+    ranged = np.isin(ops, RANGE_OPS)
+    npages = events["npages"].astype(np.uint64)
+    bad_range = ranged & (npages == 0)
+    past_end = ranged & ~bad_range & (events["page"] > np.uint64(_U64) - npages + np.uint64(1))
     bad_fork = (ops == OP_FORK) & ((events["page"] == 0) | (events["page"] >= 1 << 32))
-    bad = bad_op | bad_range | bad_fork
+    bad = bad_op | bad_range | past_end | bad_fork
     if not bad.any():
         return None
     index = int(np.argmax(bad))
@@ -156,6 +160,8 @@ def first_invalid_event(events: np.ndarray) -> tuple[int, str] | None:
         return index, f"unknown op {op}"
     if bad_range[index]:
         return index, f"{OP_NAMES[op]} of 0 pages"
+    if past_end[index]:
+        return index, f"{OP_NAMES[op]} range runs past the last page"
     return index, f"fork to child pid {int(events['page'][index])}"
 
 

@@ -107,7 +107,8 @@ def _skip_header(text: str, first_line: int, label: str) -> tuple[str | None, in
             continue
         if [f.strip().lower() for f in stripped.split(",")] != HEADER.split(","):
             raise TraceError(
-                f"{label}:{first_line + i}: expected the header line {HEADER}, got {line.strip()!r}"
+                f"{label}:{first_line + i}: expected the header line {HEADER}, "
+                f"got {stripped[:60]!r}"
             )
         return "\n".join(lines[i + 1 :]), first_line + i + 1
     return None, first_line
@@ -127,7 +128,10 @@ def _parse_plain(text: str) -> np.ndarray | None:
         return None
     names, index = np.unique(table[:, 1], return_inverse=True)
     op = np.array([OPS[str(name)] for name in names], dtype=np.uint8)[index]
-    if (np.isin(op, RANGE_OPS) & (npages == 0)).any():
+    ranged = np.isin(op, RANGE_OPS)
+    if (ranged & (npages == 0)).any():
+        return None
+    if (ranged & (page > np.uint64(_U64) - npages.astype(np.uint64) + np.uint64(1))).any():
         return None
     fork = op == OP_FORK
     if ((page[fork] == 0) | (page[fork] > _U32)).any():
@@ -147,9 +151,9 @@ def _number(field: str, limit: int, what: str, where: str, hex_ok: bool = False)
     try:
         value = int(field, 16) if hex_ok and field.lower().startswith("0x") else int(field, 10)
     except ValueError:
-        raise TraceError(f"{where}: {what} {field!r} is not a number") from None
+        raise TraceError(f"{where}: {what} {field[:40]!r} is not a number") from None
     if not 0 <= value <= limit:
-        raise TraceError(f"{where}: {what} {field} is out of range 0..{limit}")
+        raise TraceError(f"{where}: {what} {field[:40]} is out of range 0..{limit}")
     return value
 
 
@@ -162,11 +166,13 @@ def _parse_lines(text: str, first_line: int, label: str) -> np.ndarray:
         where = f"{label}:{first_line + i}"
         fields = [f.strip() for f in stripped.split(",")]
         if len(fields) != 4:
-            raise TraceError(f"{where}: expected 4 fields {HEADER}, got {len(fields)}: {line!r}")
+            raise TraceError(
+                f"{where}: expected 4 fields {HEADER}, got {len(fields)}: {line[:60]!r}"
+            )
         pid_text, op_text, page_text, npages_text = fields
         op = OPS.get(op_text.lower())
         if op is None:
-            raise TraceError(f"{where}: unknown op {op_text!r} (one of {', '.join(OPS)})")
+            raise TraceError(f"{where}: unknown op {op_text[:40]!r} (one of {', '.join(OPS)})")
         pid = _number(pid_text, _U32, "pid", where)
         if op == OP_EXIT:
             rows.append((pid, op, 0, 0))
