@@ -77,6 +77,7 @@ def test_convert_a_generator_keeps_its_fill(tmp_path: Path) -> None:
         (["trace", "convert", "seq:1MiB", "out.lackey"], "cannot write lackey traces"),
         (["trace", "convert", "seq:1MiB", "out.txt"], "cannot tell the output format"),
         (["trace", "record", "--out", "x.gst"], "nothing to record"),
+        (["trace", "record", "--out", "x.csv", "--", "true"], "record writes the binary format"),
         (["trace", "record", "--out", "x.gst", "--", "no-such-cmd-zz"], "command not found"),
         (["trace"], "the following arguments are required"),
         (["trace", "info", "--format", "csv", "missing.csv"], "missing.csv: No such file"),

@@ -350,3 +350,26 @@ def test_summary_of_a_known_trace(tmp_path: Path) -> None:
 def test_event_dtype_is_the_documented_record() -> None:
     assert EVENT_DTYPE.itemsize == 17
     assert [EVENT_DTYPE.fields[n][1] for n in ("pid", "op", "npages", "page")] == [0, 4, 5, 9]
+
+
+def test_csv_fast_path_agrees_with_the_line_parser() -> None:
+    from ghostswap.workload.trace_csv import _format, _parse_lines, _parse_plain
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    ev = make_events(n)
+    ev["pid"] = rng.integers(1, 1 << 32, n)
+    ev["op"] = rng.integers(0, 8, n)
+    ev["page"] = rng.integers(0, 1 << 62, n, dtype=np.uint64)
+    ev["npages"] = rng.integers(1, 1 << 20, n)
+    ev["page"][ev["op"] == OP_FORK] = rng.integers(1, 1 << 32, int((ev["op"] == OP_FORK).sum()))
+    ev["npages"][np.isin(ev["op"], (OP_FORK, OP_EXIT))] = 0
+    ev["page"][ev["op"] == OP_EXIT] = 0
+    text = _format(ev)
+    fast = _parse_plain(text.encode())
+    assert fast is not None
+    assert fast.tobytes() == _parse_lines(text, 1, "x").tobytes() == ev.tobytes()
+    for odd in ("1, r,5,1\n", "1,r,5,1\r\n", "# c\n", "\n", "1,R,5,1\n", "1,rw,5,1\n",
+                "1,r,0x5,1\n", "1,r,5,0\n", "1,fork,0,0\n", "4294967296,r,5,1\n",
+                "1,r,10000000000000000000,1\n"):  # fmt: skip
+        assert _parse_plain((text + odd).encode()) is None, odd

@@ -28,6 +28,7 @@ from ghostswap.workload.registry import (
     TRACE_FORMATS,
     TRACE_PREFIX,
     describe_specs,
+    format_by_extension,
     make_workload,
     open_trace,
     trace_format_for_output,
@@ -150,9 +151,14 @@ def _record(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise ConfigError("nothing to record: give the program after --, e.g. -- ls -l")
+    named = format_by_extension(args.out)
+    if named is not None and named.name != "binary":
+        raise ConfigError(
+            f"--out {args.out}: record writes the binary format (.gst); "
+            "convert it to other formats afterwards"
+        )
     options = _trace_options(args)
-    with progress_bar("recording", 0) as update:
-        result = record_lackey(command, args.out, options, progress=update)
+    result = record_lackey(command, args.out, options)
     print(
         f"recorded {result.events:,} events of {shlex.join(command)} to {args.out}"
         + (f" (the program exited with status {result.exit_status})" if result.exit_status else ""),
@@ -191,11 +197,22 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flatten(items: dict[str, object], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in items.items():
+        if key == "path":
+            continue
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            out.append(f"{prefix}{key}={shlex.join(map(str, value))!r}")
+        else:
+            out.append(f"{prefix}{key}={value}")
+    return out
+
+
 def _print_summary(source: Workload, summary: WorkloadSummary) -> None:
-    describe = source.describe()
-    title = f"{source.name}: " + ", ".join(
-        f"{k}={v}" for k, v in describe.items() if k not in ("path", "source", "spec")
-    )
+    console.print(f"{source.name}: " + " ".join(_flatten(source.describe())))
     rows: list[tuple[str, str]] = [("events", f"{summary.events:,}")]
     rows += [(f"  {op}", f"{n:,}") for op, n in summary.ops.items() if n]
     pids = sorted(summary.pids)
@@ -209,4 +226,4 @@ def _print_summary(source: Workload, summary: WorkloadSummary) -> None:
     rows.append(("write share", f"{share:.1%}" if share is not None else "-"))
     rows.append(("distinct pages", f"{summary.distinct_pages:,}"))
     rows.append(("footprint", bytes_cell(summary.footprint_bytes)))
-    console.print(make_table(title, ("", "value"), rows))
+    console.print(make_table("", ("", "value"), rows))

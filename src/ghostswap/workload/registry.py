@@ -41,6 +41,8 @@ __all__ = [
     "TRACE_FORMATS",
     "TRACE_PREFIX",
     "describe_specs",
+    "detect_format",
+    "format_by_extension",
     "make_workload",
     "open_trace",
     "trace_format_for_output",
@@ -103,7 +105,8 @@ def make_workload(spec: str, *, seed: int, write_ratio: float, fill: str) -> Wor
     )
 
 
-def _format_by_extension(path: str) -> TraceFormat | None:
+def format_by_extension(path: str) -> TraceFormat | None:
+    """The format whose extension `path` has, if any."""
     lower = path.lower()
     for fmt in TRACE_FORMATS.values():
         if lower.endswith(fmt.extensions):
@@ -117,7 +120,7 @@ def detect_format(path: str) -> TraceFormat:
     for fmt in TRACE_FORMATS.values():
         if fmt.sniff(head):
             return fmt
-    fmt = _format_by_extension(path)
+    fmt = format_by_extension(path)
     if fmt is not None:
         return fmt
     raise TraceError(
@@ -149,7 +152,7 @@ def open_trace(
 
 def trace_format_for_output(path: str, fmt: str | None = None) -> TraceFormat:
     """The writable format for an output file: `fmt` or the extension of `path`."""
-    chosen = TRACE_FORMATS.get(fmt) if fmt else _format_by_extension(path)
+    chosen = TRACE_FORMATS.get(fmt) if fmt else format_by_extension(path)
     if fmt and chosen is None:
         raise ConfigError(f"unknown trace format {fmt!r} (one of {', '.join(TRACE_FORMATS)})")
     if chosen is None:

@@ -15,16 +15,16 @@ range) and ``pageout`` (``MADV_PAGEOUT`` the range). Numbers are decimal
 >> 12). Blank lines and lines starting with ``#`` are skipped; fields may
 carry spaces around them; the file may be gzip-compressed.
 
-Reading is vectorised: a block of lines that is plain ``\\d+,op,\\d+,\\d+``
-is converted by numpy in one go; any other block is parsed line by line,
-which is where every error gets its ``FILE:LINE``.
+Reading is vectorised: a block of lines that are all plain
+``DIGITS,op,DIGITS,DIGITS`` is converted by numpy in one go; any other
+block is parsed line by line, which is where every error gets its
+``FILE:LINE``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
@@ -43,6 +43,7 @@ from ghostswap.workload.events import (
     OP_WRITE,
     make_events,
 )
+from ghostswap.workload.textparse import ANY_BYTE, DEC_DIGITS, numbers_at
 from ghostswap.workload.trace_common import (
     RANGE_OPS,
     TraceFormat,
@@ -64,9 +65,7 @@ OPS = {
     "unmap": OP_UNMAP,
     "pageout": OP_PAGEOUT,
 }
-_PLAIN_BLOCK = re.compile(
-    r"(?:\d{1,10},(?:r|w|f|map|unmap|pageout|fork|exit),\d{1,20},\d{1,10}\n)*"
-)
+_NEWLINE, _COMMA = ord("\n"), ord(",")
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
 
@@ -82,27 +81,27 @@ def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
     """The events of the CSV trace in `stream`; errors say ``label:LINE: ...``."""
     header_seen = False
     for block in line_blocks(stream, label):
-        text = block.data.decode("utf-8", errors="replace")
+        data: bytes | None = block.data
         first_line = block.first_line
         if not header_seen:
-            text, first_line = _skip_header(text, first_line, label)
-            if text is None:
+            data, first_line = _skip_header(block.data, first_line, label)
+            if data is None:
                 continue
             header_seen = True
-        events = _parse_plain(text)
+        events = _parse_plain(data)
         if events is None:
-            events = _parse_lines(text, first_line, label)
+            events = _parse_lines(data.decode("utf-8", errors="replace"), first_line, label)
         if len(events):
             yield events
     if not header_seen:
         raise TraceError(f"{label}:1: empty trace: expected the header line {HEADER}")
 
 
-def _skip_header(text: str, first_line: int, label: str) -> tuple[str | None, int]:
+def _skip_header(data: bytes, first_line: int, label: str) -> tuple[bytes | None, int]:
     """The block after the header line (None: only blank or comment lines)."""
-    lines = text.split("\n")
-    for i, line in enumerate(lines[:-1]):
-        stripped = line.strip()
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines[:-1]):
+        stripped = raw.decode("utf-8", errors="replace").strip()
         if not stripped or stripped.startswith("#"):
             continue
         if [f.strip().lower() for f in stripped.split(",")] != HEADER.split(","):
@@ -110,36 +109,71 @@ def _skip_header(text: str, first_line: int, label: str) -> tuple[str | None, in
                 f"{label}:{first_line + i}: expected the header line {HEADER}, "
                 f"got {stripped[:60]!r}"
             )
-        return "\n".join(lines[i + 1 :]), first_line + i + 1
+        return b"\n".join(lines[i + 1 :]), first_line + i + 1
     return None, first_line
 
 
-def _parse_plain(text: str) -> np.ndarray | None:
-    """Convert a block of plain, valid lines at numpy speed, or None."""
-    if not _PLAIN_BLOCK.fullmatch(text):
+def _op_key(name: bytes) -> int:
+    """An op name as the big-endian integer :func:`numbers_at` makes of it."""
+    return int.from_bytes(name, "big")
+
+
+_OP_KEYS = np.array(sorted(_op_key(name.encode()) for name in OPS), dtype=np.uint64)
+_OP_BY_KEY = np.array(
+    [OPS[key.to_bytes(8, "big").lstrip(b"\0").decode()] for key in _OP_KEYS.tolist()],
+    dtype=np.uint8,
+)
+
+
+def _parse_plain(data: bytes) -> np.ndarray | None:
+    """Convert a block of plain, valid ``pid,op,page,npages`` lines at numpy
+    speed; None if any line is anything else (the caller then goes line by
+    line, which finds and reports the culprit)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == _NEWLINE)
+    n = len(ends)
+    if n == 0:
+        return make_events(0)
+    commas = np.flatnonzero(buf == _COMMA)
+    if len(commas) != 3 * n:
         return None
-    fields = text.replace("\n", ",").split(",")
-    table = np.array(fields[:-1]).reshape(-1, 4)
-    try:
-        pid = table[:, 0].astype(np.uint32)
-        page = table[:, 2].astype(np.uint64)
-        npages = table[:, 3].astype(np.uint32)
-    except (OverflowError, ValueError):
+    commas = commas.reshape(n, 3)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    # Non-empty fields put a line's three commas inside that line.
+    lengths = (
+        commas[:, 0] - starts,
+        commas[:, 1] - commas[:, 0] - 1,
+        commas[:, 2] - commas[:, 1] - 1,
+        ends - commas[:, 2] - 1,
+    )
+    for length, most in zip(lengths, (10, 7, 19, 10), strict=True):
+        if length.min() < 1 or length.max() > most:
+            return None
+    pid = numbers_at(buf, starts, lengths[0], DEC_DIGITS, 10)
+    key = numbers_at(buf, commas[:, 0] + 1, lengths[1], ANY_BYTE, 256)
+    page = numbers_at(buf, commas[:, 1] + 1, lengths[2], DEC_DIGITS, 10)
+    npages = numbers_at(buf, commas[:, 2] + 1, lengths[3], DEC_DIGITS, 10)
+    if pid is None or key is None or page is None or npages is None:
         return None
-    names, index = np.unique(table[:, 1], return_inverse=True)
-    op = np.array([OPS[str(name)] for name in names], dtype=np.uint8)[index]
+    if pid.max() > _U32 or npages.max() > _U32:
+        return None
+    slot = np.minimum(np.searchsorted(_OP_KEYS, key), len(_OP_KEYS) - 1)
+    if (_OP_KEYS[slot] != key).any():
+        return None
+    op = _OP_BY_KEY[slot]
     ranged = np.isin(op, RANGE_OPS)
     if (ranged & (npages == 0)).any():
         return None
-    if (ranged & (page > np.uint64(_U64) - npages.astype(np.uint64) + np.uint64(1))).any():
+    if (ranged & (page > np.uint64(_U64) - npages + np.uint64(1))).any():
         return None
-    fork = op == OP_FORK
+    fork, exits = op == OP_FORK, op == OP_EXIT
     if ((page[fork] == 0) | (page[fork] > _U32)).any():
         return None
-    exits = fork | (op == OP_EXIT)
-    page[op == OP_EXIT] = 0
-    npages[exits] = 0
-    events = make_events(len(table))
+    page[exits] = 0
+    npages[fork | exits] = 0
+    events = make_events(n)
     events["pid"] = pid
     events["op"] = op
     events["page"] = page
@@ -224,13 +258,21 @@ def _format(events: np.ndarray) -> str:
     if not len(events):
         return ""
     op = events["op"]
-    names = np.array([OP_NAMES[code] for code in sorted(OP_NAMES)])[op]
-    page = events["page"].astype(str)
-    npages = events["npages"].astype(str)
-    npages[(op == OP_FORK) | (op == OP_EXIT)] = "0"
-    page[op == OP_EXIT] = "0"
-    columns = (events["pid"].astype(str).tolist(), names.tolist(), page.tolist(), npages.tolist())
+    names = _OP_NAME_ARRAY[op].tolist()
+    page = events["page"].copy()
+    npages = events["npages"].copy()
+    npages[(op == OP_FORK) | (op == OP_EXIT)] = 0
+    page[op == OP_EXIT] = 0
+    columns = (
+        map(str, events["pid"].tolist()),
+        names,
+        map(str, page.tolist()),
+        map(str, npages.tolist()),
+    )
     return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
+
+
+_OP_NAME_ARRAY = np.array([OP_NAMES[code] for code in sorted(OP_NAMES)], dtype=object)
 
 
 def _sniff(head: bytes) -> bool:

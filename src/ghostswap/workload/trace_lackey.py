@@ -38,6 +38,7 @@ import numpy as np
 
 from ghostswap.errors import TraceError
 from ghostswap.workload.events import OP_READ, OP_WRITE, make_events
+from ghostswap.workload.textparse import DEC_DIGITS, HEX_DIGITS, numbers_at
 from ghostswap.workload.trace_common import (
     TextBlock,
     TraceFormat,
@@ -55,20 +56,9 @@ _CHATTER_MARKS = tuple(b"\n" + start for start in _CHATTER_STARTS)
 _LINE = re.compile(r"^(?:(I) |\s([LSM]))\s([0-9a-fA-F]{1,16}),(\d{1,9})\s*$")
 _KIND_I, _KIND_L, _KIND_S, _KIND_M = (ord(c) for c in "ILSM")
 _SPACE, _COMMA, _NEWLINE = ord(" "), ord(","), ord("\n")
-_POW10 = 10 ** np.arange(20, dtype=np.uint64)
 
 
-def _digit_table(digits: str) -> np.ndarray:
-    table = np.full(256, 255, dtype=np.uint8)
-    for value, char in enumerate(digits):
-        table[ord(char)] = value
-        table[ord(char.upper())] = value
-    return table
-
-
-_HEX = _digit_table("0123456789abcdef")
-_DEC = _digit_table("0123456789")
-_LINE_CHARS = (_HEX != 255) | np.isin(np.arange(256), list(b"ILSM ,\n"))
+_LINE_CHARS = (HEX_DIGITS != 255) | np.isin(np.arange(256), list(b"ILSM ,\n"))
 
 
 class LackeyTrace(TraceWorkload):
@@ -184,28 +174,11 @@ def _parse_clean(data: bytes, instructions: bool) -> Accesses | None:
         instr = instr[data_access]
         if not len(starts):
             return _empty()
-    addr = _numbers(buf, starts + 3, hex_len, _HEX, hexadecimal=True)
-    size = _numbers(buf, commas + 1, dec_len, _DEC, hexadecimal=False)
+    addr = numbers_at(buf, starts + 3, hex_len, HEX_DIGITS, 16)
+    size = numbers_at(buf, commas + 1, dec_len, DEC_DIGITS, 10)
     if addr is None or size is None:
         return None
     return np.where(instr, _KIND_I, c1).astype(np.uint8), addr, size
-
-
-def _numbers(
-    buf: np.ndarray, first: np.ndarray, length: np.ndarray, table: np.ndarray, hexadecimal: bool
-) -> np.ndarray | None:
-    """The numbers whose digits are ``buf[first[i] : first[i] + length[i]]``."""
-    offsets = np.cumsum(length) - length
-    pos = np.arange(int(offsets[-1] + length[-1])) + np.repeat(first - offsets, length)
-    digits = table[buf[pos]]
-    if (digits == 255).any():
-        return None
-    exponent = (np.repeat(first + length - 1, length) - pos).astype(np.uint64)
-    if hexadecimal:
-        terms = digits.astype(np.uint64) << (exponent * np.uint64(4))
-    else:
-        terms = digits.astype(np.uint64) * _POW10[exponent]
-    return np.add.reduceat(terms, offsets)
 
 
 def _parse_lines(data: bytes, first_line: int, label: str, instructions: bool) -> Accesses:
