@@ -16,12 +16,15 @@ processes' accesses carry one pid (lackey does not say whose they are).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import select
 import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +37,9 @@ from ghostswap.workload.trace_lackey import parse_lackey
 __all__ = ["RecordResult", "record_lackey"]
 
 POLL_MS = 200
+PIPE_BYTES = 1 << 20
+BATCH_BYTES = 256 << 10
+BATCH_WAIT_S = 0.01
 TERMINATE_WAIT_S = 5.0
 
 
@@ -56,39 +62,50 @@ def _valgrind() -> str:
 
 class _FifoReader:
     """File-like reads from a FIFO that end when the writer closes it or
-    the process `proc` has exited (even if it never opened the FIFO)."""
+    the process `proc` has exited (even if it never opened the FIFO).
+
+    Valgrind writes its log in small pieces; reading each as it comes would
+    wake this process for every one. Instead reads wait (briefly) until a
+    batch of :data:`BATCH_BYTES` has piled up in the enlarged pipe.
+    """
 
     def __init__(self, path: str, proc: subprocess.Popen[bytes]) -> None:
         # Non-blocking open: a blocking one would hang if valgrind dies
         # before opening its log file.
         self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._proc = proc
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLIN | select.POLLHUP)
         self.connected = False
 
     def read(self, size: int = -1) -> bytes:
-        size = size if size > 0 else 1 << 20
-        while True:
-            events = self._poll.poll(POLL_MS)
-            exited = self._proc.poll() is not None
-            if events or exited:
-                try:
-                    data = os.read(self._fd, size)
-                except BlockingIOError:
-                    # A writer holds the FIFO but has nothing for us yet.
-                    self.connected = True
-                    if exited:
-                        return b""
-                    continue
-                if data:
-                    self.connected = True
-                    return data
-                # 0 bytes: no writer. EOF once one came and went, or the
-                # process is gone; before that, a FIFO reports nothing.
-                hung_up = any(mask & select.POLLHUP for _, mask in events)
-                if hung_up or exited:
-                    return b""
+        size = size if size > 0 else BATCH_BYTES
+        out = bytearray()
+        while len(out) < size:
+            try:
+                data = os.read(self._fd, size - len(out))
+            except BlockingIOError:
+                # A writer holds the FIFO, with nothing for us right now.
+                self.connected = True
+                if len(out) >= min(size, BATCH_BYTES) or self._proc.poll() is not None:
+                    break
+                if out:
+                    time.sleep(BATCH_WAIT_S)
+                else:
+                    self._poll.poll(POLL_MS)
+                continue
+            if data:
+                self.connected = True
+                out += data
+                continue
+            # 0 bytes: no writer. The end, once one came and went or the
+            # process is gone; before that, wait for valgrind to open it.
+            if self.connected or self._proc.poll() is not None:
+                break
+            self._poll.poll(POLL_MS)
+        return bytes(out)
 
     def close(self) -> None:
         os.close(self._fd)
