@@ -212,7 +212,7 @@ def _flatten(items: dict[str, object], prefix: str = "") -> list[str]:
 
 
 def _print_summary(source: Workload, summary: WorkloadSummary) -> None:
-    console.print(f"{source.name}: " + " ".join(_flatten(source.describe())))
+    console.print(f"{source.name}: " + " ".join(_flatten(source.describe())), markup=False)
     rows: list[tuple[str, str]] = [("events", f"{summary.events:,}")]
     rows += [(f"  {op}", f"{n:,}") for op, n in summary.ops.items() if n]
     pids = sorted(summary.pids)
