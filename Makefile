@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/alloc.py
+	$(PY) bench/workload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
