@@ -41,8 +41,9 @@ def bytes_cell(n: float) -> str:
 
 
 @contextmanager
-def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[Any]:
-    """A progress bar on stderr (only on a terminal); yields update(done)."""
+def progress_bar(description: str, total: int | None, quiet: bool = False) -> Iterator[Any]:
+    """A progress bar on stderr (only on a terminal); yields update(done).
+    With `total` None the bar only counts (a stream of unknown length)."""
     enabled = not quiet and sys.stderr.isatty()
     progress = Progress(
         TextColumn("{task.description}"),
@@ -54,7 +55,7 @@ def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[
         disable=not enabled,
     )
     with progress:
-        task = progress.add_task(description, total=max(total, 1))
+        task = progress.add_task(description, total=None if total is None else max(total, 1))
         yield lambda done: progress.update(task, completed=done)
 
 
