@@ -19,6 +19,7 @@ Counters: debugfs names in :attr:`Zswap.stats`, ``zswpout``/``zswpin``/
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from ghostswap.errors import ConfigError
@@ -262,14 +263,18 @@ def zswap_shrink_worker(vm: Machine) -> None:
     threshold, giving up after MAX_RECLAIM_RETRIES failures."""
     zswap = vm.zswap
     assert zswap is not None
-    if not zswap.shrinker_enabled:
-        return
+    if not zswap.shrinker_enabled or not vm.stores:
+        return  # nothing could take a written-back page (ghost devices only)
     failures = 0
-    for entry in list(zswap.entries):
-        if zswap.total_pages() <= zswap.accept_pages:
-            break
-        if zswap_writeback_entry(vm, entry) is not None:
-            zswap.stats["reject_reclaim_fail"] += 1
-            failures += 1
-            if failures >= 16:
-                break
+    while zswap.total_pages() > zswap.accept_pages and zswap.entries:
+        for entry in list(islice(iter(zswap.entries), 64)):
+            if zswap.total_pages() <= zswap.accept_pages:
+                return
+            if zswap_writeback_entry(vm, entry) is not None:
+                zswap.stats["reject_reclaim_fail"] += 1
+                # Rotate it to the young end, as the shrinker's second chance does.
+                data = zswap.entries.pop(entry)
+                zswap.entries[entry] = data
+                failures += 1
+                if failures >= 16:
+                    return
