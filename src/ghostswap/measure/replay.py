@@ -46,6 +46,14 @@ class ReplayResult:
 
 
 def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:
+    """Apply one window of single-page accesses.
+
+    Hits are applied lazily: they are pending until the VM is about to look
+    at other pages' PTEs or contents (reclaim, zap, fork, MADV_PAGEOUT call
+    ``vm.sync_hits()``), and then applied up to the event in progress. A
+    fault on one page cannot observe hits on others, so this keeps the
+    exact order for everything that can.
+    """
     n = len(pids)
     pos = 0
     pt = vm.pt
@@ -60,20 +68,39 @@ def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray
         if not len(slow):
             vm.apply_hits(ptis, wr)
             return
+        state = [0, 0]  # hits applied up to, current event
+
+        def flush(state: list[int] = state, ptis: np.ndarray = ptis, wr: np.ndarray = wr,
+                  hit: np.ndarray = hit) -> None:  # fmt: skip
+            lo, upto = state
+            if upto > lo:
+                mask = hit[lo:upto]
+                vm.apply_hits(ptis[lo:upto][mask], wr[lo:upto][mask])
+                state[0] = upto
+
+        vm.sync_hits = flush
+        wr_l = wr.tolist()
         prev = 0
-        broke = False
-        for s in slow.tolist():
-            if s > prev:
-                vm.apply_hits(ptis[prev:s], wr[prev:s])
-            vm.access(int(pids[pos + s]), int(pages[pos + s]), bool(wr[s]))
-            prev = s + 1
-            if vm.unmap_epoch != epoch:
-                broke = True
-                break
-        if not broke and prev < len(ptis):
-            vm.apply_hits(ptis[prev:], wr[prev:])
-            return
+        try:
+            for s in slow.tolist():
+                state[1] = s
+                vm.access(int(pids[pos + s]), int(pages[pos + s]), wr_l[s])
+                prev = s + 1
+                if vm.unmap_epoch != epoch:
+                    break
+            else:
+                state[1] = len(ptis)
+                flush()
+                return
+            state[1] = prev
+            flush()
+        finally:
+            vm.sync_hits = _no_pending
         pos += prev
+
+
+def _no_pending() -> None:
+    pass
 
 
 def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:

@@ -13,6 +13,7 @@ workload events map to: :meth:`access`, :meth:`map`, :meth:`unmap`,
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -173,6 +174,8 @@ class Machine:
             self, folio, shadow
         )
         self._pending_swapin: int = -1
+        # Set by the replay loop while bulk hits are pending: applies them.
+        self.sync_hits: Callable[[], None] = lambda: None
         try:
             for spec in cfg.swap:
                 si = swapon_spec(self.subsys, spec)

@@ -355,6 +355,7 @@ def _blocks_in(mm: MmStruct, start: int, end: int) -> list[int]:
 def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
     """Unmap [start, end) of `mm`: free folios nothing else maps, drop swap
     counts (freeing slots and cache nothing needs), clear the PTEs."""
+    vm.sync_hits()
     pt = vm.pt
     frames = vm.frames
     subsys = vm.subsys
@@ -415,6 +416,7 @@ def exit_mmap(vm: Machine, mm: MmStruct) -> None:
 def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
     """fork: the child gets the parent's VMAs and PTEs; swap entries gain a
     count, folios a mapping; both sides lose write access and exclusivity."""
+    vm.sync_hits()
     pt = vm.pt
     frames = vm.frames
     subsys = vm.subsys
@@ -456,6 +458,7 @@ def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
 def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
     """MADV_PAGEOUT [start, end): reclaim the exclusively mapped folios of
     the range now, ignoring references. Returns pages reclaimed."""
+    vm.sync_hits()
     pt = vm.pt
     frames = vm.frames
     flags = frames.flags_mv

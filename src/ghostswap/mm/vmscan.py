@@ -88,6 +88,7 @@ class ScanControl:
 def try_to_free_mem_cgroup_pages(vm: Machine, nr_pages: int) -> int:
     """Reclaim at least `nr_pages` (and SWAP_CLUSTER_MAX) from the cgroup;
     returns the pages reclaimed."""
+    vm.sync_hits()
     sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX))
     vm.vm_stats["reclaim_passes"] += 1
     do_try_to_free_pages(vm, sc)
@@ -294,7 +295,7 @@ def _add_to_swap(vm: Machine, head: int, folio_list: list[int]) -> Folio | None:
 
 def _activate(vm: Machine, head: int, folio: Folio | None, nr: int) -> None:
     """``activate_locked``: drop the swap cache if swap is full, set active."""
-    if folio is not None and vm.subsys.vm_swap_full():
+    if folio is not None and vm.subsys.nr_swap_pages * 2 < vm.subsys.total_swap_pages:
         if swapfile.folio_free_swap(vm.subsys, folio):
             vm.folio_left_swapcache(head, folio)
     vm.frames.flags_mv[head] |= FL_ACTIVE
@@ -307,14 +308,25 @@ def shrink_folio_list(
     """Reclaim what it can of isolated folios; survivors go back on the
     LRU (active if activated). Returns the pages reclaimed."""
     frames = vm.frames
-    flags = frames.flags_mv
+    order = frames.order_mv
+    rmap = frames.rmap_mv
     nr_reclaimed = 0
     i = 0
     while i < len(folio_list):
         head = folio_list[i]
         i += 1
-        nr = 1 << frames.order_mv[head]
-        mapped = frames.rmap_mv[head] >= 0
+        nr = 1 << order[head]
+        mapped = rmap[head] >= 0
+        if not ignore_references and mapped:
+            # Most scanned folios end here, so this comes before anything else.
+            references = folio_check_references(vm, head, nr)
+            if references == FOLIOREF_ACTIVATE:
+                _activate(vm, head, vm.swapcache_folio(head), nr)
+                putback_folio(vm, head)
+                continue
+            if references == FOLIOREF_KEEP:
+                putback_folio(vm, head)
+                continue
         folio = vm.swapcache_folio(head)
         if not mapped and folio is None:
             # Nobody maps it and it holds no swap: just free it.
@@ -324,15 +336,6 @@ def shrink_folio_list(
         if folio is not None and folio.flags & PG_locked:
             putback_folio(vm, head)
             continue
-        if not ignore_references and mapped:
-            references = folio_check_references(vm, head, nr)
-            if references == FOLIOREF_ACTIVATE:
-                _activate(vm, head, folio, nr)
-                putback_folio(vm, head)
-                continue
-            if references == FOLIOREF_KEEP:
-                putback_folio(vm, head)
-                continue
         if folio is None:
             folio = _add_to_swap(vm, head, folio_list)
             if folio is None:
@@ -375,4 +378,5 @@ def reclaim_pages(vm: Machine, heads: list[int]) -> int:
     """MADV_PAGEOUT: reclaim isolated folios ignoring references
     (no pgscan/pgsteal); survivors go back. Returns pages reclaimed."""
     stat = {"nr_pageout": 0}
+    vm.sync_hits()
     return shrink_folio_list(vm, heads, True, stat)
