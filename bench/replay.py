@@ -60,9 +60,9 @@ def hit_trace(events: int, hot: int, cold: int, cold_share: float, seed: int) ->
         ev["pid"] = 1
         ev["npages"] = 1
         cold_pick = rng.random(n) < cold_share
-        pages = np.where(
-            cold_pick, hot + rng.integers(0, cold, n), rng.integers(0, hot, n)
-        ).astype(np.uint64)
+        pages = np.where(cold_pick, hot + rng.integers(0, cold, n), rng.integers(0, hot, n)).astype(
+            np.uint64
+        )
         ev["page"] = pages
         ev["op"] = np.where(rng.random(n) < 0.2, OP_WRITE, OP_READ)
         chunks.append(ev)
@@ -204,7 +204,8 @@ def main() -> None:
     zswap = bench_swap(args.swap_events // 2, "ghost", zswap=True, zswap_compressor="lz4",
                        zswap_max_pool_percent=100)  # fmt: skip
     print(f"swap ops/s (zswap lz4): {zswap:,.0f}")
-    print(f"swap ops/s (file store): {bench_swap(args.swap_events // 2, 'file:1GiB', store='file'):,.0f}")
+    file_store = bench_swap(args.swap_events // 2, "file:1GiB", store="file")
+    print(f"swap ops/s (file store): {file_store:,.0f}")
     pages = (1 << 24) // (10 if args.quick else 1)
     print(f"host bytes/page: {bench_rss(pages, pages // 4):,.0f}")
 

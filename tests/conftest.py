@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ghostswap.mm import swapfile  # noqa: E402
+from ghostswap.mm import swapfile
 
 
 @pytest.fixture(autouse=True)

@@ -83,7 +83,7 @@ def test_config_file_sets_the_machine(tmp_path):
     cfg.write_text(
         '[machine]\nram = "4MiB"\nswappiness = 100\nmthp = ["32kB:always"]\n'
         '[[swap]]\nkind = "zram"\nsize = "32MiB"\nprio = 3\n'
-        '[zswap]\nenabled = false\n'
+        "[zswap]\nenabled = false\n"
         '[workload]\nspec = "zipf:8MiB:10k:0.8"\nfill = "zero"\n'
     )
     out = tmp_path / "r.json"
@@ -103,9 +103,9 @@ def test_config_file_sets_the_machine(tmp_path):
         ('[zswap]\nenabled = true\ncompressor = "lzo"\n', 3, "compressor"),
         ('[[swap]]\nkind = "tape"\n', 2, "unknown kind"),
         ('[machine]\nmthp = ["63kB:always"]\n', 2, "mTHP"),
-        ('[machine]\nram = \n', 2, ""),  # TOML syntax error
+        ("[machine]\nram = \n", 2, ""),  # TOML syntax error
         ('[workload]\nfill = "lorem"\n', 2, "fill"),
-        ('[machine]\nbogus = 1\n', 2, "unknown field"),
+        ("[machine]\nbogus = 1\n", 2, "unknown field"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):

@@ -1,8 +1,7 @@
 import pytest
 
-from ghostswap.mm.mm_types import PTE_PRESENT, PTE_WRITE, PTE_ZERO
+from ghostswap.mm.mm_types import PTE_PRESENT, PTE_WRITE, PTE_ZERO, pte_to_swp_entry
 from ghostswap.mm.swapfile import swp_swapcount
-from ghostswap.mm.mm_types import pte_to_swp_entry
 from vmhelpers import events, make_vm, reads, run, writes
 
 

@@ -60,9 +60,7 @@ def test_zram_reads_synchronously_without_readahead_and_frees_slots():
         assert d["swap_ra"] == 0
         assert d["pgmajfault"] == d["pswpin"]
         # Swap cache dropped at swap-in: only what is still swapped out holds slots.
-        swapped = sum(
-            1 for p in range(600) if not vm.pt.pte_mv[vm.pt.pti(1, p, create=False)] & 1
-        )
+        swapped = sum(1 for p in range(600) if not vm.pt.pte_mv[vm.pt.pti(1, p, create=False)] & 1)
         assert vm.subsys.swap_info[0].inuse_pages == swapped
 
 

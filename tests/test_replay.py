@@ -37,9 +37,7 @@ def test_bulk_replay_matches_event_by_event(seed, swap):
                 single.access(int(row["pid"]), int(row["page"]), int(row["op"]) == OP_WRITE)
                 quiescent()
             check_machine(single)
-            assert {k: bulk.events[k] for k in COUNTERS} == {
-                k: single.events[k] for k in COUNTERS
-            }
+            assert {k: bulk.events[k] for k in COUNTERS} == {k: single.events[k] for k in COUNTERS}
             assert bulk.mismatches == single.mismatches == 0
             assert bulk.verified_pages == single.verified_pages
             live = bulk.pt.nr_blocks * 512

@@ -54,7 +54,7 @@ __all__ = ["DEFAULT", "RunConfig", "load_run_config"]
 
 DEFAULT_TOML = """
 [machine]
-ram = "256MiB"
+ram = "128MiB"
 store = "memory"
 
 [[swap]]
@@ -67,7 +67,7 @@ compressor = "zstd"
 max_pool_percent = 60
 
 [workload]
-spec = "zipf:512MiB:400k"
+spec = "zipf:256MiB:300k"
 seed = 1
 write_ratio = 0.3
 fill = "text"
@@ -136,7 +136,9 @@ class _Source:
         return self.name
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.where(table, key)}: {table + '.' if table else ''}{key}: {message}")
+        return ConfigError(
+            f"{self.where(table, key)}: {table + '.' if table else ''}{key}: {message}"
+        )
 
 
 def _get(src: _Source, data: dict[str, Any], table: str, key: str, kind: type | tuple) -> Any:
@@ -242,7 +244,9 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         elif key == "fill":
             m.fill = _get(src, workload, "workload", key, str)
             if m.fill not in FILL_KINDS:
-                raise src.error("workload", key, f"{m.fill!r} is not one of {', '.join(FILL_KINDS)}")
+                raise src.error(
+                    "workload", key, f"{m.fill!r} is not one of {', '.join(FILL_KINDS)}"
+                )
         else:
             raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
 

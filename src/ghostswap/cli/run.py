@@ -147,7 +147,9 @@ def _print(result: dict[str, Any]) -> None:
     if result["mthp"]:
         keys = ("swpout", "swpout_fallback", "swpin", "swpin_fallback", "anon_fault_alloc",
                 "anon_fault_fallback")  # fmt: skip
-        rows = [(f"hugepages-{s}", *(f"{st[k]:,}" for k in keys)) for s, st in result["mthp"].items()]
+        rows = [
+            (f"hugepages-{s}", *(f"{st[k]:,}" for k in keys)) for s, st in result["mthp"].items()
+        ]
         out(make_table("mTHP stats", ("size", *keys), rows))
     rows = [
         (
@@ -161,10 +163,16 @@ def _print(result: dict[str, Any]) -> None:
         )
         for d in result["swaps"]
     ]
-    out(make_table("/proc/swaps", ("Filename", "Type", "Size", "Used", "Peak", "Priority", "store"), rows))
+    out(
+        make_table(
+            "/proc/swaps", ("Filename", "Type", "Size", "Used", "Peak", "Priority", "store"), rows
+        )
+    )
     alloc = result["allocator"]
-    wanted = ("ghost_clusters_allocated", "ghost_clusters_freed", "ghost_pool_peak", "list_scans",
-              "frag_scans", "reclaim_full_passes", "fast_hits", "slow_calls", "alloc_fail")  # fmt: skip
+    wanted = (
+        "ghost_clusters_allocated", "ghost_clusters_freed", "ghost_pool_peak", "list_scans",
+        "frag_scans", "reclaim_full_passes", "fast_hits", "slow_calls", "alloc_fail",
+    )  # fmt: skip
     rows = [(k, f"{alloc[k]:,}") for k in wanted]
     rows.append(("reclaim passes (vmscan)", f"{result['vm']['reclaim_passes']:,}"))
     out(make_table("allocator internals", ("item", "value"), rows))
@@ -188,7 +196,10 @@ def _print(result: dict[str, Any]) -> None:
     cur = result["overhead_bytes"]["current"]
     peak = result["overhead_bytes"]["peak"]
     names = sorted(set(cur["components"]) | set(peak["components"]))
-    rows = [(n, bytes_cell(cur["components"].get(n, 0)), bytes_cell(peak["components"].get(n, 0))) for n in names]
+    rows = [
+        (n, bytes_cell(cur["components"].get(n, 0)), bytes_cell(peak["components"].get(n, 0)))
+        for n in names
+    ]
     rows.append(("total", bytes_cell(cur["total"]), bytes_cell(peak["total"])))
     out(make_table("kernel-equivalent metadata", ("component", "current", "peak"), rows))
     integ = result["integrity"]

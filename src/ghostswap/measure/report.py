@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,13 @@ def _plots(samples: list[dict[str, float]], out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
     xs, minor, major = [], [], []
-    for a, b in zip(samples, samples[1:], strict=False):
+    for a, b in pairwise(samples):
         span = max(b["events"] - a["events"], 1)
         xs.append(b["events"])
         major.append((b["pgmajfault"] - a["pgmajfault"]) / span * 1000)
-        minor.append(((b["pgfault"] - a["pgfault"]) - (b["pgmajfault"] - a["pgmajfault"])) / span * 1000)
+        minor.append(
+            ((b["pgfault"] - a["pgfault"]) - (b["pgmajfault"] - a["pgmajfault"])) / span * 1000
+        )
     ax.plot(xs, major, label="major")
     ax.plot(xs, minor, label="minor")
     ax.set_xlabel("events")
@@ -112,7 +115,14 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
         rows = [(size, *stats.values()) for size, stats in result["mthp"].items()]
         parts.append(_table("mTHP stats", rows, ("size", *keys)))
     rows = [
-        (d["name"], d["kind"], d["size_pages"], d["used_pages"], d["peak_used_pages"], d["priority"])
+        (
+            d["name"],
+            d["kind"],
+            d["size_pages"],
+            d["used_pages"],
+            d["peak_used_pages"],
+            d["priority"],
+        )
         for d in result["swaps"]
     ]
     parts.append(_table("swaps", rows, ("name", "kind", "size", "used", "peak", "prio")))
@@ -122,7 +132,9 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
     names = sorted(set(cur["components"]) | set(peak["components"]))
     rows = [(n, cur["components"].get(n, 0), peak["components"].get(n, 0)) for n in names]
     rows.append(("total", cur["total"], peak["total"]))
-    parts.append(_table("kernel-equivalent metadata (bytes)", rows, ("component", "current", "peak")))
+    parts.append(
+        _table("kernel-equivalent metadata (bytes)", rows, ("component", "current", "peak"))
+    )
     if result.get("zswap"):
         parts.append(_table("zswap", list(result["zswap"].items()), ("stat", "value")))
     parts.append(_table("integrity", list(result["integrity"].items()), ("item", "value")))

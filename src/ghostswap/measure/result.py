@@ -73,9 +73,7 @@ class OverheadTracker:
 def sample(vm: Machine, events: int, tracker: OverheadTracker) -> dict[str, float]:
     """One timeline point."""
     ev = vm.events
-    ghost_clusters = sum(
-        clusters_in_use(si) for si in vm.subsys.devices() if si.flags & SWP_GHOST
-    )
+    ghost_clusters = sum(clusters_in_use(si) for si in vm.subsys.devices() if si.flags & SWP_GHOST)
     fallback = sum(vm.mthp.orders[o]["swpout_fallback"] for o in range(1, len(vm.mthp.orders)))
     swpout = sum(vm.mthp.orders[o]["swpout"] for o in range(1, len(vm.mthp.orders)))
     return {

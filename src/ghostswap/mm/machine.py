@@ -23,7 +23,7 @@ from ghostswap.errors import ConfigError
 from ghostswap.kernel import quiescent
 from ghostswap.kernel.bug import WARN
 from ghostswap.mm import memory, vmscan, workingset
-from ghostswap.mm.folio import PG_swapcache, Folio, mem_map
+from ghostswap.mm.folio import Folio, PG_swapcache, mem_map
 from ghostswap.mm.memcontrol import MemCgroup, mem_cgroup_uncharge, try_charge_memcg
 from ghostswap.mm.mm_types import (
     FL_ACTIVE,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ghostswap.kernel.bug import WARN
 from ghostswap.mm import swapfile, vmscan
-from ghostswap.mm.folio import PG_locked, Folio
+from ghostswap.mm.folio import Folio, PG_locked
 from ghostswap.mm.huge_memory import split_folio
 from ghostswap.mm.memcontrol import mem_cgroup_uncharge, try_charge_memcg
 from ghostswap.mm.mm_types import (
@@ -244,9 +244,7 @@ def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) ->
             continue
         base = pti - idx
         excl = pte[pti] & PTE_SWP_EXCL
-        if any(
-            pte[base + i] != pte_mk_swap(first + i, bool(excl)) for i in range(nr)
-        ):
+        if any(pte[base + i] != pte_mk_swap(first + i, bool(excl)) for i in range(nr)):
             continue
         if vm.zswap is not None and zswap_is_present(vm.zswap, first, nr):
             continue
@@ -254,7 +252,9 @@ def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) ->
     return orders
 
 
-def _swapin_folio(vm: Machine, mm: MmStruct, vma: Vma, pti: int, page: int, entry: int) -> Folio | int:
+def _swapin_folio(
+    vm: Machine, mm: MmStruct, vma: Vma, pti: int, page: int, entry: int
+) -> Folio | int:
     """Bring `entry` into the swap cache; the folio or a VM_FAULT code."""
     subsys = vm.subsys
     si = subsys.swap_info[entry >> SWP_TYPE_SHIFT]

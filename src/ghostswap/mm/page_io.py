@@ -22,6 +22,7 @@ from ghostswap.mm.swap import (
     SWAPFILE_CLUSTER,
     SWP_OFFSET_MASK,
     SWP_TYPE_SHIFT,
+    __swap_offset_to_cluster,
     swap_cluster_lock,
     swap_cluster_unlock,
 )
@@ -50,14 +51,30 @@ def is_folio_zero_filled(vm: Machine, head: int, nr: int) -> bool:
     """Every page of the folio is zeros (its content token is ZERO_TOKEN,
     which is exactly when its bytes are all zero)."""
     tokens = vm.frames.token_mv
-    for i in range(nr):
-        if tokens[head + i] != ZERO_TOKEN:
-            return False
-    return True
+    return all(tokens[head + i] == ZERO_TOKEN for i in range(nr))
+
+
+def _zero_flags(vm: Machine, entry: int, nr: int) -> int:
+    """How many of the slots carry the zero flag (``swap_zeromap_batch``).
+
+    A lockless read: the folio in the swap cache pins the slots and so
+    their cluster."""
+    si = vm.subsys.swap_info[entry >> SWP_TYPE_SHIFT]
+    assert si is not None
+    offset = entry & SWP_OFFSET_MASK
+    ci = __swap_offset_to_cluster(si, offset)
+    assert ci is not None and ci.table is not None
+    table = ci.table
+    start = offset % SWAPFILE_CLUSTER
+    if nr == 1:
+        return 1 if table[start] & SWP_TB_ZERO_FLAG else 0
+    return sum(1 for off in range(start, start + nr) if table[off] & SWP_TB_ZERO_FLAG)
 
 
 def _set_zero_flags(vm: Machine, entry: int, nr: int, zero: bool) -> None:
     """``swap_zeromap_folio_set``/``_clear``: the zero flag in the table entries."""
+    if not zero and not _zero_flags(vm, entry, nr):
+        return
     si = vm.subsys.swap_info[entry >> SWP_TYPE_SHIFT]
     assert si is not None
     offset = entry & SWP_OFFSET_MASK
@@ -72,21 +89,6 @@ def _set_zero_flags(vm: Machine, entry: int, nr: int, zero: bool) -> None:
         else:
             table[off] &= ~SWP_TB_ZERO_FLAG
     swap_cluster_unlock(ci)
-
-
-def _zero_flags(vm: Machine, entry: int, nr: int) -> int:
-    """How many of the slots carry the zero flag (``swap_zeromap_batch``)."""
-    si = vm.subsys.swap_info[entry >> SWP_TYPE_SHIFT]
-    assert si is not None
-    offset = entry & SWP_OFFSET_MASK
-    ci = swap_cluster_lock(si, offset)
-    assert ci is not None
-    table = ci.table
-    assert table is not None
-    start = offset % SWAPFILE_CLUSTER
-    zero = sum(1 for off in range(start, start + nr) if table[off] & SWP_TB_ZERO_FLAG)
-    swap_cluster_unlock(ci)
-    return zero
 
 
 def count_swpout_vm_event(vm: Machine, order: int, nr: int) -> None:

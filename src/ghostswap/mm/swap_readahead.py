@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ghostswap.mm import page_io
-from ghostswap.mm.folio import PG_locked, PG_readahead, Folio
+from ghostswap.mm.folio import Folio, PG_locked, PG_readahead
 from ghostswap.mm.mm_types import PMD_NR, PTE_PRESENT, PTE_SWAP, Vma, pte_to_swp_entry
 from ghostswap.mm.swap import SWP_OFFSET_MASK, SWP_TYPE_SHIFT, swp_entry
 from ghostswap.mm.swap_state import (
-    swap_cache_alloc_folio,
     swap_cache_get_folio,
     swap_cluster_readahead_range,
 )
@@ -38,7 +37,9 @@ SWAP_RA_ORDER_CEILING = 5
 SWAP_RA_HITS_MAX = (1 << 6) - 1
 
 
-def __swapin_nr_pages(prev_offset: int, offset: int, hits: int, max_pages: int, prev_win: int) -> int:
+def __swapin_nr_pages(
+    prev_offset: int, offset: int, hits: int, max_pages: int, prev_win: int
+) -> int:
     """The readahead window for a fault at `offset` after one at `prev_offset`."""
     pages = hits + 2
     if pages == 2:

@@ -61,7 +61,9 @@ def _check_lru(vm: Machine) -> set[int]:
             pages += 1 << frames.order_mv[node]
             node = frames.next_mv[node]
         if pages != frames.lru_pages[int(active)]:
-            raise _fail(f"LRU {int(active)} counts {frames.lru_pages[int(active)]} pages, holds {pages}")
+            raise _fail(
+                f"LRU {int(active)} counts {frames.lru_pages[int(active)]} pages, holds {pages}"
+            )
     return seen
 
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 from ghostswap.mm import page_io, swapfile, workingset
 from ghostswap.mm.folio import (
+    Folio,
     PG_dirty,
     PG_locked,
     PG_swapbacked,
     PG_uptodate,
-    Folio,
     mem_map,
 )
 from ghostswap.mm.huge_memory import split_folio
@@ -34,9 +34,13 @@ from ghostswap.mm.mm_types import (
     FL_WORKINGSET,
 )
 from ghostswap.mm.rmap import folio_referenced, try_to_unmap
-from ghostswap.mm.swap import PMD_ORDER, SWP_TYPE_SHIFT, swap_cluster_get_and_lock
+from ghostswap.mm.swap import (
+    PMD_ORDER,
+    SWP_TYPE_SHIFT,
+    swap_cluster_get_and_lock,
+    swap_cluster_unlock,
+)
 from ghostswap.mm.swap_state import __swap_cache_del_folio
-from ghostswap.mm.swap import swap_cluster_unlock
 
 if TYPE_CHECKING:
     from ghostswap.mm.machine import Machine
@@ -295,9 +299,12 @@ def _add_to_swap(vm: Machine, head: int, folio_list: list[int]) -> Folio | None:
 
 def _activate(vm: Machine, head: int, folio: Folio | None, nr: int) -> None:
     """``activate_locked``: drop the swap cache if swap is full, set active."""
-    if folio is not None and vm.subsys.nr_swap_pages * 2 < vm.subsys.total_swap_pages:
-        if swapfile.folio_free_swap(vm.subsys, folio):
-            vm.folio_left_swapcache(head, folio)
+    if (
+        folio is not None
+        and vm.subsys.vm_swap_full()
+        and swapfile.folio_free_swap(vm.subsys, folio)
+    ):
+        vm.folio_left_swapcache(head, folio)
     vm.frames.flags_mv[head] |= FL_ACTIVE
     vm.events["pgactivate"] += nr
 

@@ -54,9 +54,7 @@ def _make_text_pool() -> bytes:
     letters = "etaoinshrdlucmfwypvbgkjqxz"
     weights = [12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4,
                2.4, 2.0, 2.0, 1.9, 1.0, 1.5, 2.0, 0.8, 0.2, 0.1, 0.2, 0.1]  # fmt: skip
-    vocabulary = [
-        "".join(rng.choices(letters, weights, k=rng.randint(2, 9))) for _ in range(400)
-    ]
+    vocabulary = ["".join(rng.choices(letters, weights, k=rng.randint(2, 9))) for _ in range(400)]
     # Zipf-like word frequencies, as in natural text.
     word_weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(vocabulary))]
     out: list[str] = []

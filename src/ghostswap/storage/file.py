@@ -27,7 +27,8 @@ class FileStore:
         try:
             self._dir = tempfile.mkdtemp(prefix="ghostswap-store-", dir=directory)
         except OSError as err:
-            raise ConfigError(f"cannot create a store in {directory or 'the temp dir'}: {err}")
+            where = directory or "the temp dir"
+            raise ConfigError(f"cannot create a store in {where}: {err.strerror}") from None
         safe = "".join(c if c.isalnum() else "_" for c in name) or "swap"
         self.path = os.path.join(self._dir, f"{safe}.img")
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -108,9 +108,7 @@ def make_workload(spec: str, *, seed: int, write_ratio: float, fill: str) -> Wor
     """The workload `spec` names (only ``zipf:SIZE:ACCESSES[:THETA]`` here)."""
     parts = [p.strip() for p in str(spec).split(":")]
     if parts[0] != "zipf" or len(parts) not in (3, 4):
-        raise ConfigError(
-            f"workload {spec!r}: this build knows only zipf:SIZE:ACCESSES[:THETA]"
-        )
+        raise ConfigError(f"workload {spec!r}: this build knows only zipf:SIZE:ACCESSES[:THETA]")
     pages = parse_size_pages(parts[1], f"workload {spec!r}")
     if pages < 2:
         raise ConfigError(f"workload {spec!r}: SIZE must be at least two pages")
