@@ -91,7 +91,7 @@ class Vma:
         self.start = start
         self.end = end
         self.ra_prev = -1
-        self.ra_win = 1
+        self.ra_win = 0
         self.ra_hits = 4  # GET_SWAP_RA_VAL of an empty value
 
     def __repr__(self) -> str:
