@@ -36,6 +36,7 @@ from ghostswap.workload.events import (
 __all__ = ["ReplayResult", "replay", "replay_chunk"]
 
 WINDOW = 8192
+MIN_WINDOW = 256
 
 
 @dataclass
@@ -45,19 +46,22 @@ class ReplayResult:
     samples: list[dict[str, float]] = field(default_factory=list)
 
 
-def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:
+def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> int:
     """Apply one window of single-page accesses.
 
     Hits are applied lazily: they are pending until the VM is about to look
     at other pages' PTEs or contents (reclaim, zap, fork, MADV_PAGEOUT call
     ``vm.sync_hits()``), and then applied up to the event in progress. A
     fault on one page cannot observe hits on others, so this keeps the
-    exact order for everything that can.
+    exact order for everything that can. Returns how many times the window
+    had to be classified again.
     """
     n = len(pids)
     pos = 0
+    passes = -1
     pt = vm.pt
     while pos < n:
+        passes += 1
         epoch = vm.unmap_epoch
         ptis = pt.ptis(pids[pos:], pages[pos:])
         valid = ptis >= 0
@@ -67,7 +71,7 @@ def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray
         slow = np.flatnonzero(~hit)
         if not len(slow):
             vm.apply_hits(ptis, wr)
-            return
+            return passes
         state = [0, 0]  # hits applied up to, current event
 
         def flush(state: list[int] = state, ptis: np.ndarray = ptis, wr: np.ndarray = wr,
@@ -91,12 +95,13 @@ def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray
             else:
                 state[1] = len(ptis)
                 flush()
-                return
+                return passes
             state[1] = prev
             flush()
         finally:
             vm.sync_hits = _no_pending
         pos += prev
+    return passes
 
 
 def _no_pending() -> None:
@@ -106,9 +111,20 @@ def _no_pending() -> None:
 def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:
     if len(pages) and int(pages.max()) >= MAX_PAGE:
         raise ConfigError(f"page {int(pages.max()):#x} is outside a 57-bit address space")
-    for start in range(0, len(pids), WINDOW):
-        end = start + WINDOW
-        _window(vm, pids[start:end], pages[start:end], writes[start:end])
+    # Windows shrink while reclaim keeps forcing reclassification (each pass
+    # costs the rest of the window) and grow back when hits dominate.
+    size = vm.replay_window
+    start = 0
+    n = len(pids)
+    while start < n:
+        end = start + size
+        passes = _window(vm, pids[start:end], pages[start:end], writes[start:end])
+        if passes > 2:
+            size = max(MIN_WINDOW, size // 4)
+        elif passes == 0:
+            size = min(WINDOW, size * 2)
+        start = end
+    vm.replay_window = size
 
 
 def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:

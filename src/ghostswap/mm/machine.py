@@ -174,6 +174,7 @@ class Machine:
             self, folio, shadow
         )
         self._pending_swapin: int = -1
+        self.replay_window = 8192  # the replay loop's classification window
         # Set by the replay loop while bulk hits are pending: applies them.
         self.sync_hits: Callable[[], None] = lambda: None
         try:
