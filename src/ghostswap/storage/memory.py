@@ -1,13 +1,13 @@
-"""The in-memory store: one token per slot, in per-cluster numpy arrays.
+"""The in-memory store: one token per slot, in per-cluster arrays.
 
 Cheap enough for tens of millions of slots (8 bytes each, allocated only
-for clusters that hold a page); it checks slot bookkeeping (a read of the
-wrong slot returns the wrong token) but not byte handling.
+for the 512-slot chunks that hold a page); it checks slot bookkeeping (a
+read of the wrong slot returns the wrong token) but not byte handling.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from array import array
 
 from ghostswap.storage.base import register_store
 from ghostswap.storage.content import BAD_TOKEN
@@ -16,7 +16,9 @@ __all__ = ["MemoryStore"]
 
 _CHUNK_SHIFT = 9
 _CHUNK = 1 << _CHUNK_SHIFT
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MASK = _CHUNK - 1
+_EMPTY = -1
+_EMPTY_CHUNK = array("q", [_EMPTY]) * _CHUNK
 
 
 class MemoryStore:
@@ -24,16 +26,16 @@ class MemoryStore:
 
     def __init__(self, name: str = "", size_pages: int = 0, directory: str | None = None) -> None:
         self.name = name
-        self._chunks: dict[int, np.ndarray] = {}
+        self._chunks: dict[int, array] = {}
         self._used: dict[int, int] = {}
 
     def write_page(self, offset: int, token: int) -> None:
         index = offset >> _CHUNK_SHIFT
         chunk = self._chunks.get(index)
         if chunk is None:
-            chunk = self._chunks[index] = np.full(_CHUNK, _EMPTY, dtype=np.uint64)
+            chunk = self._chunks[index] = array("q", _EMPTY_CHUNK)
             self._used[index] = 0
-        i = offset & (_CHUNK - 1)
+        i = offset & _MASK
         if chunk[i] == _EMPTY:
             self._used[index] += 1
         chunk[i] = token
@@ -42,24 +44,22 @@ class MemoryStore:
         chunk = self._chunks.get(offset >> _CHUNK_SHIFT)
         if chunk is None:
             return BAD_TOKEN
-        value = chunk[offset & (_CHUNK - 1)]
-        return BAD_TOKEN if value == _EMPTY else int(value)
+        value = chunk[offset & _MASK]
+        return BAD_TOKEN if value == _EMPTY else value
 
     def discard(self, offset: int, nr: int) -> None:
-        end = offset + nr
-        while offset < end:
-            index = offset >> _CHUNK_SHIFT
-            stop = min(end, (index + 1) << _CHUNK_SHIFT)
-            chunk = self._chunks.get(index)
-            if chunk is not None:
-                part = chunk[offset & (_CHUNK - 1) : ((stop - 1) & (_CHUNK - 1)) + 1]
-                held = int(np.count_nonzero(part != _EMPTY))
-                if held:
-                    part[:] = _EMPTY
-                    self._used[index] -= held
-                    if not self._used[index]:
-                        del self._chunks[index], self._used[index]
-            offset = stop
+        chunks = self._chunks
+        for off in range(offset, offset + nr):
+            index = off >> _CHUNK_SHIFT
+            chunk = chunks.get(index)
+            if chunk is None or chunk[off & _MASK] == _EMPTY:
+                continue
+            chunk[off & _MASK] = _EMPTY
+            left = self._used[index] - 1
+            if left:
+                self._used[index] = left
+            else:
+                del chunks[index], self._used[index]
 
     def stored_pages(self) -> int:
         return sum(self._used.values())
