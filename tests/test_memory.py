@@ -122,3 +122,14 @@ def test_addresses_beyond_57_bits_are_refused():
 
     with make_vm() as vm, pytest.raises(ConfigError, match="57-bit"):
         run(vm, writes([1 << 50]))
+
+
+def test_machines_reuse_pfn_ranges_that_fit_the_swap_table():
+    from ghostswap.mm.swap_table import SWAP_CACHE_PFN_BITS
+
+    bases = set()
+    for _ in range(1100):  # more machines than PFN ranges: closed ones are reused
+        with make_vm(ram_pages=64, swap=()) as vm:
+            assert vm.pfn_base + vm.frames.nr_frames < 1 << SWAP_CACHE_PFN_BITS
+            bases.add(vm.pfn_base)
+    assert len(bases) == 1

@@ -12,7 +12,6 @@ workload events map to: :meth:`access`, :meth:`map`, :meth:`unmap`,
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,7 +48,21 @@ __all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "parse_mthp"]
 MTHP_SIZES = {f"{4 << order}kB": order for order in range(2, PMD_ORDER + 1)}
 MTHP_MODES = ("always", "inherit", "madvise", "never")
 
-_pfn_bases = itertools.count(1)
+# Each live machine's frames get their own PFN range in the shared mem_map:
+# slot k covers [k << 30, (k + 1) << 30). The swap table keeps 40 PFN bits,
+# so there are 1024 slots; slot 0 is the folio allocator's and slot 64 holds
+# ghostswap.measure.populate's folios (PFN 1 << 36).
+_PFN_SLOT_SHIFT = 30
+_RESERVED_SLOTS = {0, 64}
+_pfn_slots_in_use: set[int] = set()
+
+
+def _take_pfn_slot() -> int:
+    for slot in range(1, 1 << (40 - _PFN_SLOT_SHIFT)):
+        if slot not in _pfn_slots_in_use and slot not in _RESERVED_SLOTS:
+            _pfn_slots_in_use.add(slot)
+            return slot
+    raise ConfigError("too many machines alive at once (1022)")
 
 
 def parse_mthp(specs: list[str]) -> dict[int, str]:
@@ -134,8 +147,11 @@ class Machine:
         self.serial = 0
         # Frames: twice the cgroup's RAM, so large folios rarely meet
         # physical fragmentation (the cgroup limit is what binds).
+        if 2 * cfg.ram_pages + 2048 >= 1 << _PFN_SLOT_SHIFT:
+            raise ConfigError("RAM above 2 TiB is not supported by the VM model")
         self.frames = FrameTable(2 * cfg.ram_pages + 2048)
-        self.pfn_base = next(_pfn_bases) << 32
+        self._pfn_slot = _take_pfn_slot()
+        self.pfn_base = self._pfn_slot << _PFN_SLOT_SHIFT
         self.pt = PageTables()
         self.memcg = MemCgroup(cfg.ram_pages)
         self.mms: dict[int, MmStruct] = {}
@@ -197,6 +213,7 @@ class Machine:
         base = self.pfn_base
         for pfn in [p for p in mem_map if base <= p < base + self.frames.nr_frames]:
             del mem_map[pfn]
+        _pfn_slots_in_use.discard(self._pfn_slot)
 
     def __enter__(self) -> Machine:
         return self
