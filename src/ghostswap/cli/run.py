@@ -145,12 +145,11 @@ def _print(result: dict[str, Any]) -> None:
     vmstat = [(k, f"{v:,}") for k, v in result["vmstat"].items()]
     out(make_table("/proc/vmstat", ("counter", "value"), vmstat))
     if result["mthp"]:
-        keys = ("swpout", "swpout_fallback", "swpin", "swpin_fallback", "anon_fault_alloc",
-                "anon_fault_fallback")  # fmt: skip
-        rows = [
-            (f"hugepages-{s}", *(f"{st[k]:,}" for k in keys)) for s, st in result["mthp"].items()
-        ]
-        out(make_table("mTHP stats", ("size", *keys), rows))
+        keys = ("swpout", "swpout_fallback", "swpin", "swpin_fallback", "zswpout",
+                "anon_fault_alloc", "anon_fault_fallback", "split")  # fmt: skip
+        sizes = list(result["mthp"])
+        rows = [(k, *(f"{result['mthp'][s][k]:,}" for s in sizes)) for k in keys]
+        out(make_table("mTHP stats", ("stat", *sizes), rows))
     rows = [
         (
             d["name"],
