@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/ghostswap overhead
+	$(VENV)/bin/ghostswap run
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/alloc.py
 	$(PY) bench/workload.py
+	$(PY) bench/replay.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

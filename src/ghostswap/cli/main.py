@@ -13,12 +13,12 @@ import argparse
 import sys
 from types import ModuleType
 
-from ghostswap.cli import overhead, trace
+from ghostswap.cli import overhead, run, trace
 from ghostswap.errors import GhostswapError
 
 __all__ = ["main"]
 
-COMMANDS: list[ModuleType] = [overhead, trace]
+COMMANDS: list[ModuleType] = [run, overhead, trace]
 
 
 class _Parser(argparse.ArgumentParser):

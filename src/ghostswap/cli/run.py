@@ -1,0 +1,209 @@
+"""``ghostswap run``: replay a workload on a configured machine.
+
+With no arguments it runs the embedded default (a Zipfian workload of twice
+RAM on a ghost device with zswap; see :mod:`ghostswap.runconfig`). Prints
+a progress bar on a terminal, then kernel-named counters, per-size mTHP
+stats, /proc/swaps-style usage, allocator internals, kernel-equivalent
+metadata overhead (current and peak) and the integrity check. ``--json``
+writes the result, ``--report`` plots and an HTML page.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ghostswap.cli.fmt import bytes_cell, console, make_table, progress_bar, write_json
+from ghostswap.config import parse_swap_spec
+from ghostswap.errors import ConfigError
+from ghostswap.measure.replay import replay
+from ghostswap.measure.result import OverheadTracker, build_result, sample
+from ghostswap.mm.machine import Machine, parse_mthp
+from ghostswap.runconfig import RunConfig, load_run_config
+from ghostswap.storage.content import FILL_KINDS
+from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
+from ghostswap.workload.events import Workload
+
+NAME = "run"
+HELP = "replay a workload on a machine with swap; print kernel counters and overhead"
+
+__all__ = ["HELP", "NAME", "main", "resolve_workload", "run", "set_argparser"]
+
+
+def set_argparser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE.toml", help="machine and workload description")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--workload", metavar="SPEC", help="a generator, e.g. zipf:512MiB:400k")
+    source.add_argument("--trace", metavar="FILE", help="replay a trace file")
+    parser.add_argument("--ram", help="the memory cgroup limit, e.g. 256MiB")
+    parser.add_argument(
+        "--swap",
+        action="append",
+        metavar="KIND[:SIZE][:OPT]",
+        help="a swap device, repeatable: ghost[:8x|:SIZE], file:SIZE, partition:SIZE, "
+        "zram:SIZE; options prio=N, rotational, discard, large, nolarge",
+    )
+    parser.add_argument(
+        "--mthp", action="append", metavar="SIZE:MODE", help="e.g. 64kB:always (repeatable)"
+    )
+    parser.add_argument(
+        "--zswap", action=argparse.BooleanOptionalAction, default=None, help="zswap on or off"
+    )
+    parser.add_argument("--store", choices=("memory", "file"), help="where device pages go")
+    parser.add_argument("--seed", type=int, help="workload seed")
+    parser.add_argument("--write-ratio", help="share of accesses that write (0.3 or 30%%)")
+    parser.add_argument("--fill", choices=tuple(FILL_KINDS), help="page contents written")
+    parser.add_argument("--json", metavar="OUT", help="write the result as JSON (- for stdout)")
+    parser.add_argument("--report", metavar="DIR", help="write plots and report.html into DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
+
+
+def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
+    m = cfg.machine
+    if args.ram is not None:
+        m.ram_pages = parse_size_pages(args.ram, "--ram")
+    if args.swap:
+        m.swap = [parse_swap_spec(s) for s in args.swap]
+        cfg.swap_texts = list(args.swap)
+    if args.mthp:
+        m.mthp = parse_mthp(args.mthp)
+    if args.zswap is not None:
+        m.zswap = args.zswap
+    if args.store is not None:
+        m.store = args.store
+    if args.seed is not None:
+        cfg.seed = args.seed
+    if args.write_ratio is not None:
+        cfg.write_ratio = parse_fraction(args.write_ratio, "--write-ratio")
+    if args.fill is not None:
+        m.fill = args.fill
+    if args.workload is not None:
+        cfg.workload, cfg.trace = args.workload, None
+    if args.trace is not None:
+        cfg.trace, cfg.workload = args.trace, ""
+
+
+def resolve_workload(cfg: RunConfig) -> Workload:
+    """The workload the configuration names, from the workload registry."""
+    from ghostswap.workload import registry
+
+    if cfg.trace:
+        return registry.open_trace(cfg.trace)
+    if not cfg.workload:
+        raise ConfigError("no workload: give --workload SPEC or --trace FILE")
+    return registry.make_workload(
+        cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
+    )
+
+
+def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[str, Any], list]:
+    """Run `workload` on a machine built from `cfg`; (result, timeline)."""
+    total = workload.total_events() or 0
+    sample_every = max(total // 200, 4096) if total else 1 << 16
+    tracker = OverheadTracker()
+    with Machine(cfg.machine) as vm, progress_bar("replaying", total, quiet) as update:
+        outcome = replay(
+            vm,
+            workload,
+            progress=update,
+            sampler=lambda m, n: sample(m, n, tracker),
+            sample_every=sample_every,
+        )
+        vm.verify_resident()
+        result = build_result(
+            vm, cfg.describe(), workload.describe(), outcome.events, outcome.seconds, tracker
+        )
+    return result, outcome.samples
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_run_config(args.config)
+    _overlay(cfg, args)
+    workload = resolve_workload(cfg)
+    result, samples = run(cfg, workload, quiet=args.quiet or args.json == "-")
+    if args.json:
+        write_json(args.json, result)
+    if args.report:
+        from ghostswap.measure.report import write_report
+
+        page = write_report(args.report, result, samples)
+        if not args.quiet and args.json != "-":
+            console.print(f"report: {page}")
+    if not args.quiet and args.json != "-":
+        _print(result)
+    if result["integrity"]["mismatches"]:
+        console.print(
+            f"[bold red]integrity: {result['integrity']['mismatches']} pages came back "
+            "different from what was written[/]"
+        )
+        return 1
+    return 0
+
+
+def _print(result: dict[str, Any]) -> None:
+    out = console.print
+    vmstat = [(k, f"{v:,}") for k, v in result["vmstat"].items()]
+    out(make_table("/proc/vmstat", ("counter", "value"), vmstat))
+    if result["mthp"]:
+        keys = ("swpout", "swpout_fallback", "swpin", "swpin_fallback", "zswpout",
+                "anon_fault_alloc", "anon_fault_fallback", "split")  # fmt: skip
+        sizes = list(result["mthp"])
+        rows = [(k, *(f"{result['mthp'][s][k]:,}" for s in sizes)) for k in keys]
+        out(make_table("mTHP stats", ("stat", *sizes), rows))
+    rows = [
+        (
+            d["name"],
+            d["kind"],
+            format_bytes(d["size_pages"] * PAGE_SIZE),
+            format_bytes(d["used_pages"] * PAGE_SIZE),
+            format_bytes(d["peak_used_pages"] * PAGE_SIZE),
+            d["priority"],
+            d["store"] or "-",
+        )
+        for d in result["swaps"]
+    ]
+    out(
+        make_table(
+            "/proc/swaps", ("Filename", "Type", "Size", "Used", "Peak", "Priority", "store"), rows
+        )
+    )
+    alloc = result["allocator"]
+    wanted = (
+        "ghost_clusters_allocated", "ghost_clusters_freed", "ghost_pool_peak", "list_scans",
+        "frag_scans", "reclaim_full_passes", "fast_hits", "slow_calls", "alloc_fail",
+    )  # fmt: skip
+    rows = [(k, f"{alloc[k]:,}") for k in wanted]
+    rows.append(("reclaim passes (vmscan)", f"{result['vm']['reclaim_passes']:,}"))
+    out(make_table("allocator internals", ("item", "value"), rows))
+    memcg = result["memcg"]
+    rows = [
+        ("limit", format_bytes(memcg["limit_pages"] * PAGE_SIZE)),
+        ("peak", format_bytes(memcg["peak_pages"] * PAGE_SIZE)),
+        *((f"events {k}", f"{v:,}") for k, v in memcg["events"].items()),
+    ]
+    if result["zswap"]:
+        z = result["zswap"]
+        rows += [
+            ("zswap stored_pages", f"{z['stored_pages']:,}"),
+            ("zswap pool_total_size", format_bytes(z["pool_total_size"])),
+            ("zswap pool_limit_hit", f"{z['pool_limit_hit']:,}"),
+            ("zswap written_back_pages", f"{z['written_back_pages']:,}"),
+        ]
+    if result["vm"]["ghost_write_fail"]:
+        rows.append(("ghost write failures (pages)", f"{result['vm']['ghost_write_fail']:,}"))
+    out(make_table("memory cgroup and zswap", ("item", "value"), rows))
+    cur = result["overhead_bytes"]["current"]
+    peak = result["overhead_bytes"]["peak"]
+    names = sorted(set(cur["components"]) | set(peak["components"]))
+    rows = [
+        (n, bytes_cell(cur["components"].get(n, 0)), bytes_cell(peak["components"].get(n, 0)))
+        for n in names
+    ]
+    rows.append(("total", bytes_cell(cur["total"]), bytes_cell(peak["total"])))
+    out(make_table("kernel-equivalent metadata", ("component", "current", "peak"), rows))
+    integ = result["integrity"]
+    timing = result["timing"]
+    out(
+        f"integrity: {integ['verified_pages']:,} pages verified, {integ['mismatches']} mismatches; "
+        f"{timing['events']:,} events in {timing['seconds']:.1f} s"
+    )

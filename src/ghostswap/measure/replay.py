@@ -1,0 +1,205 @@
+"""Feed a workload's event chunks to a :class:`~ghostswap.mm.machine.Machine`.
+
+Reads and writes of single pages are classified a window at a time with
+numpy: accesses to present PTEs (writable ones, for writes) are plain hits
+and are applied in bulk; every other event goes through the VM one by one,
+in order. The hits between two slow events are applied before the second
+one runs, so reclaim sees exactly the referenced bits the sequence left.
+When a slow event unmaps or write-protects anything, the rest of the window
+is classified again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ghostswap.errors import ConfigError
+from ghostswap.kernel import quiescent
+from ghostswap.mm.machine import Machine
+from ghostswap.mm.mm_types import MAX_PAGE
+from ghostswap.workload.events import (
+    OP_EXIT,
+    OP_FORK,
+    OP_FREE,
+    OP_MAP,
+    OP_PAGEOUT,
+    OP_READ,
+    OP_UNMAP,
+    OP_WRITE,
+    Workload,
+)
+
+__all__ = ["ReplayResult", "replay", "replay_chunk"]
+
+WINDOW = 8192
+MIN_WINDOW = 256
+
+
+@dataclass
+class ReplayResult:
+    events: int = 0
+    seconds: float = 0.0
+    samples: list[dict[str, float]] = field(default_factory=list)
+
+
+def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> int:
+    """Apply one window of single-page accesses.
+
+    Hits are applied lazily: they are pending until the VM is about to look
+    at other pages' PTEs or contents (reclaim, zap, fork, MADV_PAGEOUT call
+    ``vm.sync_hits()``), and then applied up to the event in progress. A
+    fault on one page cannot observe hits on others, so this keeps the
+    exact order for everything that can. Returns how many times the window
+    had to be classified again.
+    """
+    n = len(pids)
+    pos = 0
+    passes = -1
+    pt = vm.pt
+    while pos < n:
+        passes += 1
+        epoch = vm.unmap_epoch
+        ptis = pt.ptis(pids[pos:], pages[pos:])
+        valid = ptis >= 0
+        pte = pt.pte[np.where(valid, ptis, 0)]
+        wr = writes[pos:]
+        hit = valid & np.where(wr, (pte & 3) == 3, (pte & 1) == 1)
+        slow = np.flatnonzero(~hit)
+        if not len(slow):
+            vm.apply_hits(ptis, wr)
+            return passes
+        state = [0, 0]  # hits applied up to, current event
+
+        def flush(state: list[int] = state, ptis: np.ndarray = ptis, wr: np.ndarray = wr,
+                  hit: np.ndarray = hit) -> None:  # fmt: skip
+            lo, upto = state
+            if upto > lo:
+                mask = hit[lo:upto]
+                vm.apply_hits(ptis[lo:upto][mask], wr[lo:upto][mask])
+                state[0] = upto
+
+        vm.sync_hits = flush
+        wr_l = wr.tolist()
+        prev = 0
+        try:
+            for s in slow.tolist():
+                state[1] = s
+                vm.access(int(pids[pos + s]), int(pages[pos + s]), wr_l[s])
+                prev = s + 1
+                if vm.unmap_epoch != epoch:
+                    break
+            else:
+                state[1] = len(ptis)
+                flush()
+                return passes
+            state[1] = prev
+            flush()
+        finally:
+            vm.sync_hits = _no_pending
+        pos += prev
+    return passes
+
+
+def _no_pending() -> None:
+    pass
+
+
+def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:
+    if len(pages) and int(pages.max()) >= MAX_PAGE:
+        raise ConfigError(f"page {int(pages.max()):#x} is outside a 57-bit address space")
+    # Windows shrink while reclaim keeps forcing reclassification (each pass
+    # costs the rest of the window) and grow back when hits dominate.
+    size = vm.replay_window
+    start = 0
+    n = len(pids)
+    while start < n:
+        end = start + size
+        passes = _window(vm, pids[start:end], pages[start:end], writes[start:end])
+        if passes > 2:
+            size = max(MIN_WINDOW, size // 4)
+        elif passes == 0:
+            size = min(WINDOW, size * 2)
+        start = end
+    vm.replay_window = size
+
+
+def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:
+    if op in (OP_READ, OP_WRITE):
+        if npages <= 0:
+            return
+        pages = np.arange(page, page + npages, dtype=np.uint64)
+        _accesses(
+            vm,
+            np.full(npages, pid, dtype=np.uint32),
+            pages,
+            np.full(npages, op == OP_WRITE, dtype=bool),
+        )
+    elif op == OP_FREE:
+        vm.madvise_dontneed(pid, page, npages)
+    elif op == OP_MAP:
+        vm.map(pid, page, npages)
+    elif op == OP_UNMAP:
+        vm.unmap(pid, page, npages)
+    elif op == OP_FORK:
+        vm.fork(pid, page)
+    elif op == OP_EXIT:
+        vm.exit(pid)
+    elif op == OP_PAGEOUT:
+        vm.madvise_pageout(pid, page, npages)
+    else:
+        raise ConfigError(f"unknown event op {op}")
+
+
+def replay_chunk(vm: Machine, chunk: np.ndarray) -> None:
+    """Apply one chunk of EVENT_DTYPE events, in order."""
+    ops = chunk["op"]
+    npages = chunk["npages"]
+    pids = chunk["pid"]
+    pages = chunk["page"]
+    simple = (ops <= OP_WRITE) & (npages == 1)
+    if simple.all():
+        _accesses(vm, pids, pages, ops == OP_WRITE)
+        return
+    start = 0
+    for b in np.flatnonzero(~simple).tolist():
+        if b > start:
+            _accesses(vm, pids[start:b], pages[start:b], ops[start:b] == OP_WRITE)
+        _event(vm, int(pids[b]), int(ops[b]), int(pages[b]), int(npages[b]))
+        start = b + 1
+    if start < len(chunk):
+        _accesses(vm, pids[start:], pages[start:], ops[start:] == OP_WRITE)
+
+
+def replay(
+    vm: Machine,
+    workload: Workload,
+    *,
+    progress: Callable[[int], None] | None = None,
+    sampler: Callable[[Machine, int], dict[str, float]] | None = None,
+    sample_every: int = 0,
+) -> ReplayResult:
+    """Run every event of `workload` on `vm`; `sampler` records a timeline
+    point every `sample_every` events (and at the start and end)."""
+    result = ReplayResult()
+    next_sample = 0
+    start = time.perf_counter()
+    for chunk in workload.chunks():
+        step = max(sample_every, 1) if sampler is not None else len(chunk)
+        for lo in range(0, len(chunk), step):
+            part = chunk[lo : lo + step]
+            if sampler is not None and result.events >= next_sample:
+                result.samples.append(sampler(vm, result.events))
+                next_sample = result.events + sample_every
+            replay_chunk(vm, part)
+            result.events += len(part)
+            quiescent()
+        if progress is not None:
+            progress(result.events)
+    result.seconds = time.perf_counter() - start
+    if sampler is not None:
+        result.samples.append(sampler(vm, result.events))
+    return result

@@ -1,0 +1,450 @@
+"""A whole machine: RAM under a memory cgroup, swap devices with their
+stores, zswap, processes, and the counters — the VM layer's top object.
+
+:class:`Machine` wires the VM to the swap model through
+:class:`~ghostswap.mm.swap.SwapHooks` (swap-in folios come from the VM's
+frames and are charged to its cgroup; freed slots invalidate zswap and the
+store; refaults consult the workingset) and offers the operations the
+workload events map to: :meth:`access`, :meth:`map`, :meth:`unmap`,
+:meth:`madvise_dontneed`, :meth:`madvise_pageout`, :meth:`fork`,
+:meth:`exit`. Plain hits are applied in bulk by :meth:`apply_hits`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ghostswap.config import SwapSpec, swapon_spec
+from ghostswap.errors import ConfigError
+from ghostswap.kernel import quiescent
+from ghostswap.kernel.bug import WARN
+from ghostswap.mm import memory, vmscan, workingset
+from ghostswap.mm.folio import Folio, PG_swapcache, mem_map
+from ghostswap.mm.memcontrol import MemCgroup, mem_cgroup_uncharge, try_charge_memcg
+from ghostswap.mm.mm_types import (
+    FL_ACTIVE,
+    FL_ISOLATED,
+    FL_LRU,
+    MAX_PAGE,
+    PTE_DIRTY,
+    PTE_FRAME_SHIFT,
+    PTE_YOUNG,
+    FrameTable,
+    MmStruct,
+    PageTables,
+)
+from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
+from ghostswap.mm.swap_state import swap_cache_alloc_folio
+from ghostswap.mm.zswap import Zswap, zswap_invalidate
+from ghostswap.storage.base import SwapStore, make_store
+from ghostswap.storage.content import FILL_KINDS, make_token
+
+__all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "parse_mthp"]
+
+# hugepages-<size>kB for anonymous memory: 16 KiB (order 2) to 2 MiB (PMD).
+MTHP_SIZES = {f"{4 << order}kB": order for order in range(2, PMD_ORDER + 1)}
+MTHP_MODES = ("always", "inherit", "madvise", "never")
+
+# Each live machine's frames get their own PFN range in the shared mem_map:
+# slot k covers [k << 30, (k + 1) << 30). The swap table keeps 40 PFN bits,
+# so there are 1024 slots; slot 0 is the folio allocator's and slot 64 holds
+# ghostswap.measure.populate's folios (PFN 1 << 36).
+_PFN_SLOT_SHIFT = 30
+_RESERVED_SLOTS = {0, 64}
+_pfn_slots_in_use: set[int] = set()
+
+
+def _take_pfn_slot() -> int:
+    for slot in range(1, 1 << (40 - _PFN_SLOT_SHIFT)):
+        if slot not in _pfn_slots_in_use and slot not in _RESERVED_SLOTS:
+            _pfn_slots_in_use.add(slot)
+            return slot
+    raise ConfigError("too many machines alive at once (1022)")
+
+
+def parse_mthp(specs: list[str]) -> dict[int, str]:
+    """``["64kB:always", "2048kB:never"]`` -> {order: mode}."""
+    out: dict[int, str] = {}
+    for spec in specs:
+        size, _, mode = str(spec).partition(":")
+        size = size.strip()
+        mode = (mode or "always").strip()
+        if size.lower().endswith("k"):
+            size += "B"
+        size = size.replace("KB", "kB").replace("kb", "kB").replace("KiB", "kB")
+        if size not in MTHP_SIZES:
+            raise ConfigError(
+                f"mTHP size {spec!r}: one of {', '.join(MTHP_SIZES)} (as in hugepages-<size>)"
+            )
+        if mode not in MTHP_MODES:
+            raise ConfigError(f"mTHP size {spec!r}: mode must be one of {', '.join(MTHP_MODES)}")
+        out[MTHP_SIZES[size]] = mode
+    return out
+
+
+@dataclass
+class MachineConfig:
+    """What the machine is made of; every field has a default."""
+
+    ram_pages: int = 65536
+    swap: list[SwapSpec] = field(default_factory=list)
+    mthp: dict[int, str] = field(default_factory=dict)
+    thp_enabled: str = "madvise"  # the top-level knob "inherit" sizes follow
+    zswap: bool = False
+    zswap_compressor: str = "zstd"
+    zswap_max_pool_percent: int = 20
+    zswap_accept_threshold_percent: int = 90
+    zswap_shrinker: bool = True
+    store: str = "memory"
+    store_dir: str | None = None
+    ghost_store: bool = False  # what-if: give ghost devices a backing store
+    swappiness: int = 60
+    page_cluster: int = 3
+    vma_ra_enabled: bool = True
+    fill: str = "text"
+    nr_cpus: int = 2
+    percpu_policy: str = "global"
+
+    def anon_orders(self) -> list[int]:
+        """Enabled mTHP orders, largest first (``madvise`` needs MADV_HUGEPAGE,
+        which no workload issues, so it counts as off)."""
+        enabled = []
+        for order, mode in self.mthp.items():
+            effective = self.thp_enabled if mode == "inherit" else mode
+            if effective == "always":
+                enabled.append(order)
+        return sorted(enabled, reverse=True)
+
+
+class Machine:
+    """The simulated machine. See the module docstring."""
+
+    def __init__(self, cfg: MachineConfig) -> None:
+        if cfg.ram_pages < 64:
+            raise ConfigError("RAM must be at least 64 pages (256 KiB)")
+        if not 0 <= cfg.swappiness <= 200:
+            raise ConfigError("swappiness must be in 0..200")
+        if not 0 <= cfg.page_cluster <= 31:
+            raise ConfigError("page_cluster must be in 0..31")
+        if cfg.fill not in FILL_KINDS:
+            raise ConfigError(f"fill {cfg.fill!r}: one of {', '.join(FILL_KINDS)}")
+        self.cfg = cfg
+        self.subsys = SwapSubsystem(
+            cfg.ram_pages, nr_cpus=cfg.nr_cpus, percpu_policy=cfg.percpu_policy
+        )
+        self.events = self.subsys.events
+        for name in ("oom_kill", "pgfree", "thp_fault_alloc"):
+            self.events.setdefault(name, 0)
+        self.mthp = self.subsys.mthp
+        self.anon_orders = cfg.anon_orders()
+        self.swappiness = cfg.swappiness
+        self.page_cluster = cfg.page_cluster
+        self.vma_ra_enabled = cfg.vma_ra_enabled
+        self.fill_kind = FILL_KINDS[cfg.fill]
+        self.serial = 0
+        # Frames: twice the cgroup's RAM, so large folios rarely meet
+        # physical fragmentation (the cgroup limit is what binds).
+        if 2 * cfg.ram_pages + 2048 >= 1 << _PFN_SLOT_SHIFT:
+            raise ConfigError("RAM above 2 TiB is not supported by the VM model")
+        self.frames = FrameTable(2 * cfg.ram_pages + 2048)
+        self._pfn_slot = _take_pfn_slot()
+        self.pfn_base = self._pfn_slot << _PFN_SLOT_SHIFT
+        self.pt = PageTables()
+        self.memcg = MemCgroup(cfg.ram_pages)
+        self.mms: dict[int, MmStruct] = {}
+        self.killed: set[int] = set()
+        self.anon_cost = 0
+        self.file_cost = 0
+        self.nonresident_age = 0
+        self.refaults_snapshot = 0
+        self.swapin_readahead_hits = 4
+        self.ra_prev_offset = 0
+        self.ra_last_pages = 0
+        self.unmap_epoch = 0
+        self.verified_pages = 0
+        self.mismatches = 0
+        self.vm_stats = {
+            "ghost_write_fail": 0,
+            "read_errors": 0,
+            "reclaim_passes": 0,
+            "events_skipped": 0,
+        }
+        self.zswap: Zswap | None = None
+        if cfg.zswap:
+            self.zswap = Zswap(
+                cfg.ram_pages,
+                cfg.zswap_compressor,
+                cfg.zswap_max_pool_percent,
+                cfg.zswap_accept_threshold_percent,
+                cfg.zswap_shrinker,
+            )
+        self.stores: dict[int, SwapStore] = {}
+        hooks = self.subsys.hooks
+        hooks.swapin_folio_alloc = self._swapin_folio_alloc
+        hooks.memcg_charge_swapin = self._charge_swapin
+        hooks.slot_free_notify = self._slot_free_notify
+        hooks.workingset_refault = lambda folio, shadow: workingset.workingset_refault(
+            self, folio, shadow
+        )
+        self._pending_swapin: int = -1
+        self.replay_window = 8192  # the replay loop's classification window
+        # Set by the replay loop while bulk hits are pending: applies them.
+        self.sync_hits: Callable[[], None] = lambda: None
+        try:
+            for spec in cfg.swap:
+                si = swapon_spec(self.subsys, spec)
+                if not si.flags & SWP_GHOST or cfg.ghost_store:
+                    store = make_store(cfg.store, si.name, si.max, cfg.store_dir)
+                    self.stores[si.type] = store
+                    si.storage = store
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifetime ------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the stores (files are deleted) and this machine's folios."""
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+        base = self.pfn_base
+        for pfn in [p for p in mem_map if base <= p < base + self.frames.nr_frames]:
+            del mem_map[pfn]
+        _pfn_slots_in_use.discard(self._pfn_slot)
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hooks from the swap model -----------------------------------------------------
+    def _swapin_folio_alloc(self, order: int, gfp: int, memcg_id: int) -> Folio | None:
+        head = self.frames.alloc(order)
+        if head < 0:
+            return None
+        self._pending_swapin = head
+        folio = Folio(self.pfn_base + head, order, memcg_id)
+        mem_map[folio.pfn] = folio
+        return folio
+
+    def _charge_swapin(self, folio: Folio, memcg_id: int, gfp: int) -> bool:
+        nr = 1 << folio.order
+        if try_charge_memcg(self, nr, may_reclaim=not folio.order):
+            self._pending_swapin = -1
+            return True
+        # The swap cache drops the folio; its frames come back here.
+        head = folio.pfn - self.pfn_base
+        self.frames.free(head, folio.order)
+        self._pending_swapin = -1
+        return False
+
+    def _slot_free_notify(self, si: object, offset: int, nr: int) -> None:
+        type_ = si.type  # type: ignore[attr-defined]
+        if self.zswap is not None:
+            zswap_invalidate(self, type_, offset, nr)
+        store = self.stores.get(type_)
+        if store is not None:
+            store.discard(offset, nr)
+
+    def swap_cache_alloc(self, entry: int, orders: int) -> Folio | str:
+        """``swap_cache_alloc_folio`` with the VM's frames: a locked folio, or
+        the errno name (frames of a folio the swap cache dropped come back)."""
+        result = swap_cache_alloc_folio(self.subsys, entry, 0, orders)
+        if not isinstance(result, Folio) and self._pending_swapin >= 0:
+            head = self._pending_swapin
+            self._pending_swapin = -1
+            mem_map.pop(self.pfn_base + head, None)
+            self.frames.free(head, self.frames.order_mv[head])
+        self._pending_swapin = -1
+        return result
+
+    # -- folio helpers ----------------------------------------------------------------
+    def swapcache_folio(self, head: int) -> Folio | None:
+        """The swap-cache ``struct folio`` of the folio at `head`, if any."""
+        folio = mem_map.get(self.pfn_base + head)
+        if folio is None:
+            return None
+        if folio.flags & PG_swapcache:
+            return folio
+        # The swap model dropped it from the cache behind our back.
+        del mem_map[self.pfn_base + head]
+        return None
+
+    def folio_left_swapcache(self, head: int, folio: Folio) -> None:
+        pfn = self.pfn_base + head
+        if mem_map.get(pfn) is folio:
+            del mem_map[pfn]
+
+    def reap_orphan(self, folio: Folio) -> None:
+        """A folio the swap model just dropped from the cache: free it if
+        nothing maps it (the kernel's last folio_put)."""
+        if folio.flags & PG_swapcache:
+            return
+        head = folio.pfn - self.pfn_base
+        frames = self.frames
+        self.folio_left_swapcache(head, folio)
+        if (
+            0 <= head < frames.nr_frames
+            and frames.flags_mv[head]
+            and frames.mapcount_mv[head] == 0
+            and not frames.flags_mv[head] & FL_ISOLATED
+        ):
+            self.free_folio(head)
+
+    def free_folio(self, head: int) -> None:
+        """Free a folio nothing maps or caches, and uncharge it."""
+        frames = self.frames
+        flags = frames.flags_mv[head]
+        order = frames.order_mv[head]
+        nr = 1 << order
+        if flags & FL_LRU:
+            frames.lru_del(head, bool(flags & FL_ACTIVE), nr)
+        if mem_map.get(self.pfn_base + head) is not None and self.swapcache_folio(head):
+            WARN(f"free_folio: frame {head} is still in the swap cache")
+        frames.free(head, order)
+        mem_cgroup_uncharge(self, nr)
+        self.events["pgfree"] += nr
+
+    def lru_add_new(self, head: int) -> None:
+        """``folio_add_lru``: a new folio goes on the inactive list unless
+        its refault made it active."""
+        frames = self.frames
+        flags = frames.flags_mv[head]
+        frames.flags_mv[head] = (flags & ~FL_ISOLATED) | FL_LRU
+        frames.lru_add(head, bool(flags & FL_ACTIVE), 1 << frames.order_mv[head])
+
+    def lru_note_cost(self, nr_io: int, nr_rotated: int) -> None:
+        vmscan.lru_note_cost(self, nr_io, nr_rotated)
+
+    def new_token(self) -> int:
+        self.serial += 1
+        return make_token(self.fill_kind, self.serial)
+
+    def write_hit(self, pti: int, value: int) -> None:
+        """A write to a present writable PTE `pti` whose new value is `value`:
+        the page gets new contents."""
+        token = self.new_token()
+        self.pt.pte_mv[pti] = value | PTE_YOUNG | PTE_DIRTY
+        self.pt.token_mv[pti] = token
+        self.frames.token_mv[value >> PTE_FRAME_SHIFT] = token
+
+    def verify_swapin(self, head: int, base: int, nr: int) -> None:
+        """Compare what came back from swap with what the process wrote."""
+        ftokens = self.frames.token_mv
+        tokens = self.pt.token_mv
+        for i in range(nr):
+            if ftokens[head + i] != tokens[base + i]:
+                self.mismatches += 1
+        self.verified_pages += nr
+
+    # -- operations ---------------------------------------------------------------------
+    def mm(self, pid: int) -> MmStruct | None:
+        """The live process `pid` (created on first use); None if it was killed."""
+        mm = self.mms.get(pid)
+        if mm is None:
+            if pid in self.killed:
+                return None
+            mm = self.mms[pid] = MmStruct(pid)
+        return mm
+
+    def _check_range(self, page: int, npages: int) -> None:
+        if page + npages > MAX_PAGE or npages < 0:
+            raise ConfigError(f"page range {page:#x}+{npages} is outside a 57-bit address space")
+
+    def access(self, pid: int, page: int, write: bool) -> None:
+        """One read or write of one page (faulting as needed)."""
+        mm = self.mm(pid)
+        if mm is None:
+            self.vm_stats["events_skipped"] += 1
+            return
+        if memory.handle_mm_fault(self, mm, page, write) == memory.VM_FAULT_OOM:
+            self.oom_kill(mm)
+
+    def map(self, pid: int, page: int, npages: int) -> None:
+        mm = self.mm(pid)
+        if mm is not None and npages > 0:
+            self._check_range(page, npages)
+            mm.map_range(page, page + npages)
+
+    def unmap(self, pid: int, page: int, npages: int) -> None:
+        mm = self.mm(pid)
+        if mm is not None and npages > 0:
+            memory.zap_pte_range(self, mm, page, page + npages)
+            mm.unmap_range(page, page + npages)
+
+    def madvise_dontneed(self, pid: int, page: int, npages: int) -> None:
+        mm = self.mm(pid)
+        if mm is not None and npages > 0:
+            memory.zap_pte_range(self, mm, page, page + npages)
+
+    def madvise_pageout(self, pid: int, page: int, npages: int) -> int:
+        mm = self.mm(pid)
+        if mm is None or npages <= 0:
+            return 0
+        return memory.madvise_pageout(self, mm, page, page + npages)
+
+    def fork(self, pid: int, child_pid: int) -> None:
+        parent = self.mm(pid)
+        if parent is None:
+            return
+        if child_pid in self.mms or child_pid == pid:
+            raise ConfigError(f"fork: pid {child_pid} already exists")
+        self.killed.discard(child_pid)
+        child = self.mms[child_pid] = MmStruct(child_pid)
+        memory.copy_page_range(self, parent, child)
+
+    def exit(self, pid: int) -> None:
+        mm = self.mms.pop(pid, None)
+        if mm is not None:
+            memory.exit_mmap(self, mm)
+
+    def oom_kill(self, mm: MmStruct) -> None:
+        """The cgroup OOM killer: the faulting process dies (in a one-process
+        cgroup it is also the largest)."""
+        self.memcg.events["oom_kill"] += 1
+        self.events["oom_kill"] += 1
+        self.killed.add(mm.pid)
+        self.exit(mm.pid)
+
+    def charge(self, nr_pages: int) -> bool:
+        return try_charge_memcg(self, nr_pages)
+
+    # -- bulk hits -------------------------------------------------------------------------
+    def apply_hits(self, ptis: np.ndarray, writes: np.ndarray) -> None:
+        """Plain hits on present PTEs (writes on writable ones), in bulk:
+        young bits for all, dirty bits and new contents for writes."""
+        pte = self.pt.pte
+        pte[ptis] |= PTE_YOUNG
+        if writes.any():
+            wp = ptis[writes]
+            pte[wp] |= PTE_DIRTY
+            n = len(wp)
+            serials = np.arange(self.serial + 1, self.serial + 1 + n, dtype=np.int64)
+            self.serial += n
+            if self.fill_kind:
+                tokens = (np.int64(self.fill_kind) << np.int64(60)) | serials
+            else:
+                tokens = np.zeros(n, dtype=np.int64)
+            self.pt.token[wp] = tokens
+            self.frames.token[pte[wp] >> PTE_FRAME_SHIFT] = tokens
+
+    # -- checks ---------------------------------------------------------------------------
+    def verify_resident(self) -> int:
+        """Compare every present page's frame contents with what its process
+        wrote; adds to the counts and returns the mismatches found."""
+        n = self.pt.nr_blocks * 512
+        pte = self.pt.pte[:n]
+        present = (pte & 1).astype(bool) & ~((pte & (1 << 4)).astype(bool))
+        ptis = np.flatnonzero(present)
+        frames = pte[ptis] >> PTE_FRAME_SHIFT
+        bad = int(np.count_nonzero(self.frames.token[frames] != self.pt.token[ptis]))
+        self.mismatches += bad
+        self.verified_pages += len(ptis)
+        return bad
+
+    def quiescent(self) -> None:
+        quiescent()

@@ -1,0 +1,500 @@
+"""Faults, unmapping, fork and exit for anonymous memory (mm/memory.c,
+with the anon parts of mm/madvise.c and kernel/fork.c).
+
+``handle_mm_fault`` dispatches a fault on one page: ``do_anonymous_page``
+(zero page on a read, a new folio of the largest suitable mTHP order on a
+write), ``do_swap_page`` (swap cache, readahead or a synchronous large
+swap-in, verification of the contents, map, drop the PTE's swap count,
+maybe free the slots) and ``do_wp_page`` (reuse or copy on write).
+``zap_pte_range`` serves munmap, MADV_DONTNEED and exit; ``copy_page_range``
+serves fork; ``madvise_pageout`` reclaims a range at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ghostswap.kernel.bug import WARN
+from ghostswap.mm import swapfile, vmscan
+from ghostswap.mm.folio import Folio, PG_locked
+from ghostswap.mm.huge_memory import split_folio
+from ghostswap.mm.memcontrol import mem_cgroup_uncharge, try_charge_memcg
+from ghostswap.mm.mm_types import (
+    FL_ACTIVE,
+    FL_ISOLATED,
+    FL_LRU,
+    FL_REFERENCED,
+    FL_WORKINGSET,
+    PMD_NR,
+    PTE_DIRTY,
+    PTE_EXCL,
+    PTE_FRAME_SHIFT,
+    PTE_PRESENT,
+    PTE_SWP_EXCL,
+    PTE_WRITE,
+    PTE_YOUNG,
+    PTE_ZERO,
+    REGION_SHIFT,
+    MmStruct,
+    Vma,
+    pte_mk_swap,
+    pte_to_swp_entry,
+)
+from ghostswap.mm.rmap import folio_add_anon_rmap, folio_remove_rmap
+from ghostswap.mm.swap import PMD_ORDER, SWP_SYNCHRONOUS_IO, SWP_TYPE_SHIFT
+from ghostswap.mm.swap_readahead import swap_update_readahead, swapin_readahead
+from ghostswap.mm.swap_state import swap_cache_get_folio
+from ghostswap.mm.zswap import zswap_is_present
+
+if TYPE_CHECKING:
+    from ghostswap.mm.machine import Machine
+
+__all__ = [
+    "VM_FAULT_DONE",
+    "VM_FAULT_OOM",
+    "VM_FAULT_RETRY",
+    "copy_page_range",
+    "do_anonymous_page",
+    "do_swap_page",
+    "do_wp_page",
+    "exit_mmap",
+    "handle_mm_fault",
+    "madvise_pageout",
+    "zap_pte_range",
+]
+
+VM_FAULT_DONE = 0
+VM_FAULT_RETRY = 1
+VM_FAULT_OOM = 2
+
+_NEW_PTE = PTE_PRESENT | PTE_WRITE | PTE_YOUNG | PTE_EXCL
+
+
+def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
+    """Resolve one access that was not a plain hit. A touch outside every
+    VMA maps the aligned 2 MiB region around it first."""
+    vma = mm.find_vma(page)
+    if vma is None:
+        start = page & ~(PMD_NR - 1)
+        vma = mm.map_range(start, start + PMD_NR)
+    pt = vm.pt
+    pti = pt.pti(mm.pid, page)
+    mm.regions.add(page >> REGION_SHIFT)
+    pte = pt.pte_mv
+    for _ in range(8):
+        value = pte[pti]
+        if not value:
+            ret = do_anonymous_page(vm, mm, vma, pti, page, write)
+        elif not value & PTE_PRESENT:
+            ret = do_swap_page(vm, mm, vma, pti, page, value, write)
+        elif write and not value & PTE_WRITE:
+            ret = do_wp_page(vm, mm, pti, value)
+        else:
+            # A hit after all (an earlier fault in the batch mapped it).
+            if write:
+                vm.write_hit(pti, value)
+            else:
+                pte[pti] = value | PTE_YOUNG
+            return VM_FAULT_DONE
+        if ret != VM_FAULT_RETRY:
+            vm.events["pgfault"] += 1
+            return ret
+    WARN("handle_mm_fault: too many retries")
+    return VM_FAULT_DONE
+
+
+def _map_new_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> None:
+    """Map a freshly allocated (zeroed) folio at PTE index `base`."""
+    pte = vm.pt.pte_mv
+    tokens = vm.pt.token_mv
+    ftokens = vm.frames.token_mv
+    for i in range(nr):
+        pte[base + i] = ((head + i) << PTE_FRAME_SHIFT) | _NEW_PTE
+        tokens[base + i] = 0
+        ftokens[head + i] = 0
+    folio_add_anon_rmap(vm, head, base)
+    vm.lru_add_new(head)
+    mm.rss_anon += nr
+
+
+def alloc_anon_folio(vm: Machine, vma: Vma, page: int, pti: int) -> tuple[int, int]:
+    """(head, order) of a new charged folio for a write fault, trying the
+    enabled mTHP orders whose aligned range lies in the VMA with no PTE set;
+    head -1 when even order 0 cannot be charged (OOM)."""
+    frames = vm.frames
+    mthp = vm.mthp
+    for order in vm.anon_orders:
+        nr = 1 << order
+        start = page & ~(nr - 1)
+        if start < vma.start or start + nr > vma.end:
+            continue
+        base = pti - (page - start)
+        if vm.pt.pte[base : base + nr].any():
+            continue
+        head = frames.alloc(order)
+        if head < 0:
+            mthp.count(order, "anon_fault_fallback")
+            continue
+        # No direct reclaim for an mTHP charge (defrag=madvise, no MADV_HUGEPAGE).
+        if try_charge_memcg(vm, nr, may_reclaim=False):
+            mthp.count(order, "anon_fault_alloc")
+            return head, order
+        frames.free(head, order)
+        mthp.count(order, "anon_fault_fallback")
+        mthp.count(order, "anon_fault_fallback_charge")
+    head = frames.alloc(0)
+    if head < 0:
+        return -1, 0
+    if not try_charge_memcg(vm, 1):
+        frames.free(head, 0)
+        return -1, 0
+    return head, 0
+
+
+def do_anonymous_page(vm: Machine, mm: MmStruct, vma: Vma, pti: int, page: int, write: bool) -> int:
+    pte = vm.pt.pte_mv
+    if not write:
+        pte[pti] = PTE_PRESENT | PTE_ZERO | PTE_YOUNG
+        return VM_FAULT_DONE
+    head, order = alloc_anon_folio(vm, vma, page, pti)
+    if head < 0:
+        return VM_FAULT_OOM
+    nr = 1 << order
+    base = pti - (page & (nr - 1))
+    if pte[pti]:
+        # Reclaim ran while charging and something mapped the page meanwhile.
+        vm.free_folio(head)
+        return VM_FAULT_RETRY
+    _map_new_folio(vm, mm, head, base, nr)
+    vm.write_hit(pti, pte[pti] | PTE_DIRTY)
+    return VM_FAULT_DONE
+
+
+def do_wp_page(vm: Machine, mm: MmStruct, pti: int, value: int) -> int:
+    """A write to a present read-only PTE: the zero page, or a shared folio."""
+    pte = vm.pt.pte_mv
+    frames = vm.frames
+    if not value & PTE_ZERO:
+        frame = value >> PTE_FRAME_SHIFT
+        head = frames.folio_head(frame)
+        if frames.mapcount_mv[head] == 1:
+            folio = vm.swapcache_folio(head)
+            if folio is None or swapfile.folio_free_swap(vm.subsys, folio):
+                if folio is not None:
+                    vm.folio_left_swapcache(head, folio)
+                # wp_page_reuse: the only mapping takes the page back.
+                vm.write_hit(pti, value | PTE_WRITE | PTE_EXCL | PTE_DIRTY)
+                return VM_FAULT_DONE
+        if frames.order_mv[head]:
+            split_folio(vm, head)
+            head = frame
+    new = frames.alloc(0)
+    if new < 0 or not try_charge_memcg(vm, 1):
+        if new >= 0:
+            frames.free(new, 0)
+        return VM_FAULT_OOM
+    if pte[pti] != value:
+        frames.free(new, 0)
+        mem_cgroup_uncharge(vm, 1)
+        return VM_FAULT_RETRY
+    if value & PTE_ZERO:
+        mm.rss_anon += 0  # the zero page was never counted
+    else:
+        _unmap_folio(vm, mm, head, pti, 1)
+        mm.rss_anon -= 1
+    _map_new_folio(vm, mm, new, pti, 1)
+    vm.write_hit(pti, pte[pti] | PTE_DIRTY)
+    return VM_FAULT_DONE
+
+
+def _unmap_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> None:
+    """Drop one mapping of a folio; free it once nothing maps or caches it."""
+    remaining = folio_remove_rmap(vm, head, base)
+    if remaining:
+        return
+    folio = vm.swapcache_folio(head)
+    if folio is not None:
+        # free_swap_cache(): unmapped now, so drop the cache if no PTE needs it.
+        if not swapfile.folio_free_swap(vm.subsys, folio):
+            return
+        vm.folio_left_swapcache(head, folio)
+    if not vm.frames.flags_mv[head] & FL_ISOLATED:
+        vm.free_folio(head)
+
+
+def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) -> int:
+    """The orders a synchronous swap-in may try (``alloc_swap_folio``):
+    enabled mTHP sizes below PMD whose aligned range fits the VMA, whose
+    PTEs are the contiguous swap entries of the range, aligned like the
+    swap offset, and none of which zswap holds."""
+    orders = 1
+    pte = vm.pt.pte_mv
+    for order in vm.anon_orders:
+        if order >= PMD_ORDER:
+            continue
+        nr = 1 << order
+        start = page & ~(nr - 1)
+        idx = page - start
+        if start < vma.start or start + nr > vma.end:
+            continue
+        first = entry - idx
+        if (first & (nr - 1)) or (first >> SWP_TYPE_SHIFT) != (entry >> SWP_TYPE_SHIFT):
+            continue
+        base = pti - idx
+        excl = pte[pti] & PTE_SWP_EXCL
+        if any(pte[base + i] != pte_mk_swap(first + i, bool(excl)) for i in range(nr)):
+            continue
+        if vm.zswap is not None and zswap_is_present(vm.zswap, first, nr):
+            continue
+        orders |= 1 << order
+    return orders
+
+
+def _swapin_folio(
+    vm: Machine, mm: MmStruct, vma: Vma, pti: int, page: int, entry: int
+) -> Folio | int:
+    """Bring `entry` into the swap cache; the folio or a VM_FAULT code."""
+    subsys = vm.subsys
+    si = subsys.swap_info[entry >> SWP_TYPE_SHIFT]
+    assert si is not None
+    if si.flags & SWP_SYNCHRONOUS_IO:
+        result = vm.swap_cache_alloc(entry, thp_swapin_orders(vm, vma, page, pti, entry))
+        if isinstance(result, Folio):
+            from ghostswap.mm import page_io
+
+            head = result.pfn - vm.pfn_base
+            page_io.swap_read_folio(vm, result, head)
+            vm.lru_add_new(head)
+            result.flags &= ~PG_locked
+            return result
+        if result == "EEXIST":
+            folio = swap_cache_get_folio(subsys, entry)
+            return folio if folio is not None else VM_FAULT_RETRY
+        return VM_FAULT_OOM if result == "ENOMEM" else VM_FAULT_RETRY
+    folio = swapin_readahead(vm, vma, page, pti, entry)
+    return folio if folio is not None else VM_FAULT_OOM
+
+
+def do_swap_page(
+    vm: Machine, mm: MmStruct, vma: Vma, pti: int, page: int, value: int, write: bool
+) -> int:
+    subsys = vm.subsys
+    entry = pte_to_swp_entry(value)
+    folio = swap_cache_get_folio(subsys, entry)
+    if folio is not None:
+        swap_update_readahead(vm, folio, vma)
+    else:
+        got = _swapin_folio(vm, mm, vma, pti, page, entry)
+        if not isinstance(got, Folio):
+            return got
+        folio = got
+        vm.events["pgmajfault"] += 1
+    pte = vm.pt.pte_mv
+    if pte[pti] != value:
+        return VM_FAULT_RETRY
+    frames = vm.frames
+    head = folio.pfn - vm.pfn_base
+    nr = 1 << folio.order
+    idx = entry - folio.swap
+    if nr > 1:
+        base = pti - idx
+        excl = bool(value & PTE_SWP_EXCL)
+        if (
+            (page - idx) & (nr - 1)
+            or base >> REGION_SHIFT != pti >> REGION_SHIFT
+            or any(pte[base + i] != pte_mk_swap(folio.swap + i, excl) for i in range(nr))
+        ):
+            # Not mapped as one piece any more: split and map the one page.
+            split_folio(vm, head)
+            head += idx
+            folio = vm.swapcache_folio(head)
+            assert folio is not None
+            nr = 1
+            idx = 0
+    base = pti - idx
+    exclusive = bool(value & PTE_SWP_EXCL)
+    bits = PTE_PRESENT | PTE_YOUNG
+    if exclusive:
+        bits |= PTE_WRITE | PTE_EXCL
+    folio.flags |= PG_locked
+    vm.verify_swapin(head, base, nr)
+    for i in range(nr):
+        pte[base + i] = ((head + i) << PTE_FRAME_SHIFT) | bits
+    folio_add_anon_rmap(vm, head, base)
+    swapfile.folio_put_swap(subsys, folio, None)
+    mm.rss_anon += nr
+    mm.rss_swapents -= nr
+    si = subsys.swap_info[entry >> SWP_TYPE_SHIFT]
+    assert si is not None
+    if (
+        si.flags & SWP_SYNCHRONOUS_IO
+        or subsys.vm_swap_full()
+        or (write and exclusive and frames.mapcount_mv[head] == 1)
+    ) and swapfile.folio_free_swap(subsys, folio):
+        vm.folio_left_swapcache(head, folio)
+    folio.flags &= ~PG_locked
+    if write:
+        if exclusive:
+            vm.write_hit(pti, pte[pti] | PTE_DIRTY)
+        else:
+            return do_wp_page(vm, mm, pti, pte[pti])
+    return VM_FAULT_DONE
+
+
+def _blocks_in(mm: MmStruct, start: int, end: int) -> list[int]:
+    """Regions of `mm` with a PTE block overlapping [start, end)."""
+    first = start >> REGION_SHIFT
+    last = (end - 1) >> REGION_SHIFT
+    if last - first + 1 <= len(mm.regions):
+        return [r for r in range(first, last + 1) if r in mm.regions]
+    return sorted(r for r in mm.regions if first <= r <= last)
+
+
+def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
+    """Unmap [start, end) of `mm`: free folios nothing else maps, drop swap
+    counts (freeing slots and cache nothing needs), clear the PTEs."""
+    vm.sync_hits()
+    pt = vm.pt
+    frames = vm.frames
+    subsys = vm.subsys
+    for region in _blocks_in(mm, start, end):
+        block = pt.block(mm.pid, region, create=False)
+        if block < 0:
+            continue
+        rstart = region << REGION_SHIFT
+        lo = max(start, rstart) - rstart
+        hi = min(end, rstart + PMD_NR) - rstart
+        pte = pt.pte_mv
+        for k in np.flatnonzero(pt.pte[block + lo : block + hi]).tolist():
+            p = block + lo + k
+            value = pte[p]
+            if not value:
+                continue
+            if value & PTE_PRESENT:
+                pte[p] = 0
+                if value & PTE_ZERO:
+                    continue
+                frame = value >> PTE_FRAME_SHIFT
+                head = frames.folio_head(frame)
+                nr = 1 << frames.order_mv[head]
+                base = p - (frame - head)
+                if nr > 1 and (base < block + lo or base + nr > block + hi):
+                    split_folio(vm, head)
+                    head, nr, base = frame, 1, p
+                for i in range(nr):
+                    pte[base + i] = 0
+                mm.rss_anon -= nr
+                _unmap_folio(vm, mm, head, base, nr)
+            else:
+                pte[p] = 0
+                entry = pte_to_swp_entry(value)
+                cached = swap_cache_get_folio(subsys, entry)
+                swapfile.swap_put_entries_direct(subsys, entry, 1)
+                mm.rss_swapents -= 1
+                if cached is not None:
+                    vm.reap_orphan(cached)
+        pt.token[block + lo : block + hi] = 0
+    vm.unmap_epoch += 1
+
+
+def exit_mmap(vm: Machine, mm: MmStruct) -> None:
+    """The process exits: unmap everything and free its page tables."""
+    for region in sorted(mm.regions):
+        start = region << REGION_SHIFT
+        zap_pte_range(vm, mm, start, start + PMD_NR)
+        base = vm.pt.block(mm.pid, region, create=False)
+        if base >= 0:
+            vm.pt.free_block(base)
+    mm.regions.clear()
+    mm.vmas = []
+    mm.vma_starts = []
+    mm.alive = False
+
+
+def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
+    """fork: the child gets the parent's VMAs and PTEs; swap entries gain a
+    count, folios a mapping; both sides lose write access and exclusivity."""
+    vm.sync_hits()
+    pt = vm.pt
+    frames = vm.frames
+    subsys = vm.subsys
+    for vma in parent.vmas:
+        child.map_range(vma.start, vma.end)
+    clear = ~(PTE_WRITE | PTE_EXCL)
+    for region in sorted(parent.regions):
+        pbase = pt.block(parent.pid, region, create=False)
+        if pbase < 0:
+            continue
+        cbase = pt.block(child.pid, region)
+        pbase = pt.block(parent.pid, region, create=False)  # the table may have grown
+        child.regions.add(region)
+        pt.token[cbase : cbase + PMD_NR] = pt.token[pbase : pbase + PMD_NR]
+        pte = pt.pte_mv
+        for k in np.flatnonzero(pt.pte[pbase : pbase + PMD_NR]).tolist():
+            value = pte[pbase + k]
+            if value & PTE_PRESENT:
+                if not value & PTE_ZERO:
+                    frame = value >> PTE_FRAME_SHIFT
+                    head = frames.folio_head(frame)
+                    if frame == head:
+                        folio_add_anon_rmap(vm, head, cbase + k)
+                    child.rss_anon += 1
+                    value &= clear
+                    pte[pbase + k] = value
+                pte[cbase + k] = value
+            else:
+                err = swapfile.swap_dup_entry_direct(subsys, pte_to_swp_entry(value))
+                if err is not None:
+                    WARN(f"copy_page_range: swap_dup_entry_direct failed with {err}")
+                value &= ~PTE_SWP_EXCL
+                pte[pbase + k] = value
+                pte[cbase + k] = value
+                child.rss_swapents += 1
+    vm.unmap_epoch += 1
+
+
+def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
+    """MADV_PAGEOUT [start, end): reclaim the exclusively mapped folios of
+    the range now, ignoring references. Returns pages reclaimed."""
+    vm.sync_hits()
+    pt = vm.pt
+    frames = vm.frames
+    flags = frames.flags_mv
+    heads: list[int] = []
+    for region in _blocks_in(mm, start, end):
+        block = pt.block(mm.pid, region, create=False)
+        if block < 0:
+            continue
+        rstart = region << REGION_SHIFT
+        lo = max(start, rstart) - rstart
+        hi = min(end, rstart + PMD_NR) - rstart
+        pte = pt.pte_mv
+        for k in np.flatnonzero(pt.pte[block + lo : block + hi]).tolist():
+            p = block + lo + k
+            value = pte[p]
+            if not value & PTE_PRESENT or value & PTE_ZERO:
+                continue
+            frame = value >> PTE_FRAME_SHIFT
+            head = frames.folio_head(frame)
+            if frames.mapcount_mv[head] != 1 or not flags[head] & FL_LRU:
+                continue
+            nr = 1 << frames.order_mv[head]
+            base = p - (frame - head)
+            if nr > 1 and (base < block + lo or base + nr > block + hi):
+                split_folio(vm, head)
+                head, nr, base = frame, 1, p
+            if frame != head:
+                continue
+            for i in range(nr):
+                pte[base + i] &= ~PTE_YOUNG
+            f = flags[head] & ~FL_REFERENCED
+            if f & FL_ACTIVE:
+                f |= FL_WORKINGSET
+            frames.lru_del(head, bool(f & FL_ACTIVE), nr)
+            flags[head] = (f & ~FL_LRU) | FL_ISOLATED
+            heads.append(head)
+    if not heads:
+        return 0
+    return vmscan.reclaim_pages(vm, heads)

@@ -1,0 +1,394 @@
+"""Address spaces, VMAs, page tables and physical frames, in compact arrays.
+
+Models the state that include/linux/mm_types.h and the page tables hold for
+anonymous memory, laid out for speed: no Python object per page.
+
+Page tables: every process's virtual pages live in 512-entry blocks (one
+per 2 MiB region, like a PTE table under a PMD) of one flat int64 array,
+found through a directory keyed by ``(pid, region)``. A PTE is 0 (none), a
+present entry (frame index and the hardware bits), or a swap entry::
+
+    present:  |------ frame ------|EXCL|ZERO|DIRTY|YOUNG|WRITE|1|
+    swap:     |--- type:5 | offset:50 ---|EXCL|1|0|
+
+A parallel array holds, per virtual page, the content token the process
+last wrote there: what it expects to read back (:mod:`ghostswap.storage.content`).
+
+Frames (``struct page`` of the memory the VM uses) are arrays indexed by
+frame number; a folio is a naturally aligned run of frames whose head
+carries the order, the LRU links, the flags and the reverse map. A folio's
+``struct folio`` (:class:`~ghostswap.mm.folio.Folio`) exists only while it
+is in the swap cache, registered in ``mem_map`` under ``pfn_base + frame``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+import numpy as np
+
+__all__ = [
+    "PTE_DIRTY",
+    "PTE_EXCL",
+    "PTE_PRESENT",
+    "PTE_WRITE",
+    "PTE_YOUNG",
+    "PTE_ZERO",
+    "FrameTable",
+    "MmStruct",
+    "PageTables",
+    "Vma",
+    "pte_mk_swap",
+    "pte_to_frame",
+    "pte_to_swp_entry",
+]
+
+PTE_PRESENT = 1 << 0
+PTE_WRITE = 1 << 1
+PTE_YOUNG = 1 << 2
+PTE_DIRTY = 1 << 3
+PTE_ZERO = 1 << 4
+PTE_EXCL = 1 << 5
+PTE_FRAME_SHIFT = 8
+
+PTE_SWAP = 1 << 1  # with bit 0 clear
+PTE_SWP_EXCL = 1 << 2
+PTE_SWP_SHIFT = 3
+_SWP_TYPE_SHIFT_PTE = 50  # x86_64 keeps 50 offset bits in a swap PTE
+_SWP_OFFSET_MASK_PTE = (1 << _SWP_TYPE_SHIFT_PTE) - 1
+SWP_TYPE_SHIFT = 58  # ghostswap.mm.swap.SWP_TYPE_SHIFT
+SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
+
+PMD_NR = 512
+REGION_SHIFT = 9
+PID_SHIFT = 40  # directory key: pid << 40 | region
+MAX_PAGE = 1 << (PID_SHIFT + REGION_SHIFT)  # 57-bit virtual addresses
+
+
+def pte_mk_swap(entry: int, exclusive: bool) -> int:
+    """The swap PTE of swap entry `entry` (``swp_entry_to_pte``)."""
+    packed = ((entry >> SWP_TYPE_SHIFT) << _SWP_TYPE_SHIFT_PTE) | (entry & SWP_OFFSET_MASK)
+    return (packed << PTE_SWP_SHIFT) | PTE_SWAP | (PTE_SWP_EXCL if exclusive else 0)
+
+
+def pte_to_swp_entry(pte: int) -> int:
+    packed = pte >> PTE_SWP_SHIFT
+    return ((packed >> _SWP_TYPE_SHIFT_PTE) << SWP_TYPE_SHIFT) | (packed & _SWP_OFFSET_MASK_PTE)
+
+
+def pte_to_frame(pte: int) -> int:
+    return pte >> PTE_FRAME_SHIFT
+
+
+class Vma:
+    """``struct vm_area_struct`` of an anonymous private mapping
+    ``[start, end)`` (pages), with its swap readahead state
+    (``vma->swap_readahead_info``: last fault page, window, hits)."""
+
+    __slots__ = ("end", "ra_hits", "ra_prev", "ra_win", "start")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+        self.ra_prev = -1
+        self.ra_win = 0
+        self.ra_hits = 4  # GET_SWAP_RA_VAL of an empty value
+
+    def __repr__(self) -> str:
+        return f"<vma {self.start:#x}-{self.end:#x}>"
+
+
+class MmStruct:
+    """``struct mm_struct``: a process's VMAs (sorted, merged) and counters."""
+
+    __slots__ = ("alive", "pid", "regions", "rss_anon", "rss_swapents", "vma_starts", "vmas")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.vmas: list[Vma] = []
+        self.vma_starts: list[int] = []
+        self.regions: set[int] = set()  # regions with a PTE block
+        self.rss_anon = 0
+        self.rss_swapents = 0
+        self.alive = True
+
+    def find_vma(self, page: int) -> Vma | None:
+        i = bisect_right(self.vma_starts, page) - 1
+        if i >= 0:
+            vma = self.vmas[i]
+            if page < vma.end:
+                return vma
+        return None
+
+    def map_range(self, start: int, end: int) -> Vma:
+        """Add ``[start, end)``, merging with overlapping or adjacent VMAs."""
+        keep: list[Vma] = []
+        for vma in self.vmas:
+            if vma.end < start or vma.start > end:
+                keep.append(vma)
+            else:
+                start = min(start, vma.start)
+                end = max(end, vma.end)
+        new = Vma(start, end)
+        keep.append(new)
+        keep.sort(key=lambda v: v.start)
+        self.vmas = keep
+        self.vma_starts = [v.start for v in keep]
+        return new
+
+    def unmap_range(self, start: int, end: int) -> None:
+        """Remove ``[start, end)``, splitting VMAs that straddle it."""
+        keep: list[Vma] = []
+        for vma in self.vmas:
+            if vma.end <= start or vma.start >= end:
+                keep.append(vma)
+                continue
+            if vma.start < start:
+                keep.append(Vma(vma.start, start))
+            if vma.end > end:
+                keep.append(Vma(end, vma.end))
+        keep.sort(key=lambda v: v.start)
+        self.vmas = keep
+        self.vma_starts = [v.start for v in keep]
+
+
+class PageTables:
+    """Every process's PTEs and expected tokens, in 512-entry blocks.
+
+    ``pte[pti]`` and ``token[pti]`` (numpy) and ``pte_mv``/``token_mv``
+    (memoryviews of the same memory, for fast scalar access) are indexed by
+    a PTE index from :meth:`pti` or :meth:`ptis`.
+    """
+
+    def __init__(self, initial_blocks: int = 64) -> None:
+        self.pte = np.zeros(initial_blocks * PMD_NR, dtype=np.int64)
+        self.token = np.zeros(initial_blocks * PMD_NR, dtype=np.int64)
+        self.pte_mv = memoryview(self.pte)
+        self.token_mv = memoryview(self.token)
+        self.nr_blocks = 0
+        self.free_blocks: list[int] = []
+        self.directory: dict[int, int] = {}  # key -> block base pti
+        self.block_key: dict[int, int] = {}  # block base -> key
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._bases = np.zeros(0, dtype=np.int64)
+        self._sorted_valid = True
+
+    def _grow(self) -> None:
+        size = len(self.pte) * 2
+        pte = np.zeros(size, dtype=np.int64)
+        token = np.zeros(size, dtype=np.int64)
+        pte[: len(self.pte)] = self.pte
+        token[: len(self.token)] = self.token
+        self.pte_mv.release()
+        self.token_mv.release()
+        self.pte, self.token = pte, token
+        self.pte_mv = memoryview(pte)
+        self.token_mv = memoryview(token)
+
+    def block(self, pid: int, region: int, create: bool = True) -> int:
+        """The base PTE index of `region` of `pid` (-1 if absent and not created)."""
+        key = (pid << PID_SHIFT) | region
+        base = self.directory.get(key)
+        if base is not None:
+            return base
+        if not create:
+            return -1
+        if self.free_blocks:
+            base = self.free_blocks.pop()
+        else:
+            base = self.nr_blocks * PMD_NR
+            self.nr_blocks += 1
+            if base + PMD_NR > len(self.pte):
+                self._grow()
+        self.directory[key] = base
+        self.block_key[base] = key
+        self._sorted_valid = False
+        return base
+
+    def pti(self, pid: int, page: int, create: bool = True) -> int:
+        base = self.block(pid, page >> REGION_SHIFT, create)
+        return base + (page & (PMD_NR - 1)) if base >= 0 else -1
+
+    def free_block(self, base: int) -> None:
+        """Give a (cleared) block back for reuse."""
+        key = self.block_key.pop(base)
+        del self.directory[key]
+        self.pte[base : base + PMD_NR] = 0
+        self.token[base : base + PMD_NR] = 0
+        self.free_blocks.append(base)
+        self._sorted_valid = False
+
+    def ptis(self, pids: np.ndarray, pages: np.ndarray) -> np.ndarray:
+        """PTE indexes of (pid, page) pairs, vectorised; -1 where no block exists."""
+        if not self._sorted_valid:
+            keys = np.fromiter(self.directory.keys(), dtype=np.int64, count=len(self.directory))
+            bases = np.fromiter(self.directory.values(), dtype=np.int64, count=len(keys))
+            order = np.argsort(keys)
+            self._keys, self._bases = keys[order], bases[order]
+            self._sorted_valid = True
+        keys = (pids.astype(np.int64) << PID_SHIFT) | (pages >> REGION_SHIFT).astype(np.int64)
+        if not len(self._keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.searchsorted(self._keys, keys)
+        np.minimum(pos, len(self._keys) - 1, out=pos)
+        found = self._keys[pos] == keys
+        out = self._bases[pos] + (pages & (PMD_NR - 1)).astype(np.int64)
+        out[~found] = -1
+        return out
+
+
+# Frame flags (the subset of page flags the VM keeps per folio head).
+FL_LRU = 1 << 0
+FL_ACTIVE = 1 << 1
+FL_REFERENCED = 1 << 2
+FL_WORKINGSET = 1 << 3
+FL_HEAD = 1 << 4  # allocated folio head
+FL_ISOLATED = 1 << 5
+FL_TAIL = 1 << 6
+
+MAX_ORDER = 9  # frames are allocated up to PMD order
+
+
+class FrameTable:
+    """Physical frames: per-frame arrays, a buddy allocator, two LRU lists.
+
+    `nr_frames` is a multiple of 512. The LRU lists are circular doubly
+    linked lists through ``lru_next``/``lru_prev``, with sentinels at
+    ``nr_frames`` (inactive anon) and ``nr_frames + 1`` (active anon).
+    """
+
+    def __init__(self, nr_frames: int) -> None:
+        nr_frames = -(-nr_frames // PMD_NR) * PMD_NR
+        self.nr_frames = nr_frames
+        self.flags = np.zeros(nr_frames, dtype=np.uint8)
+        self.order = np.zeros(nr_frames, dtype=np.uint8)
+        self.rmap = np.full(nr_frames, -1, dtype=np.int64)
+        self.mapcount = np.zeros(nr_frames, dtype=np.int32)
+        self.token = np.zeros(nr_frames, dtype=np.int64)
+        self.lru_next = np.zeros(nr_frames + 2, dtype=np.int32)
+        self.lru_prev = np.zeros(nr_frames + 2, dtype=np.int32)
+        self.flags_mv = memoryview(self.flags)
+        self.order_mv = memoryview(self.order)
+        self.rmap_mv = memoryview(self.rmap)
+        self.mapcount_mv = memoryview(self.mapcount)
+        self.token_mv = memoryview(self.token)
+        self.next_mv = memoryview(self.lru_next)
+        self.prev_mv = memoryview(self.lru_prev)
+        self.extra_rmap: dict[int, list[int]] = {}  # head -> further mappings (fork)
+        self.inactive = nr_frames
+        self.active = nr_frames + 1
+        for head in (self.inactive, self.active):
+            self.next_mv[head] = head
+            self.prev_mv[head] = head
+        self.lru_pages = [0, 0]  # inactive, active
+        # Buddy allocator: free block heads per order, and each free head's order.
+        self.free_lists: list[set[int]] = [set() for _ in range(MAX_ORDER + 1)]
+        self.free_order = np.full(nr_frames, -1, dtype=np.int8)
+        self.free_order_mv = memoryview(self.free_order)
+        for head in range(0, nr_frames, PMD_NR):
+            self.free_lists[MAX_ORDER].add(head)
+            self.free_order_mv[head] = MAX_ORDER
+        self.free_frames = nr_frames
+        self.used_peak = 0
+
+    # -- the buddy allocator ------------------------------------------------------
+    def alloc(self, order: int) -> int:
+        """A free naturally aligned block of ``1 << order`` frames, or -1."""
+        lists = self.free_lists
+        for o in range(order, MAX_ORDER + 1):
+            if lists[o]:
+                break
+        else:
+            return -1
+        head = lists[o].pop()
+        fo = self.free_order_mv
+        fo[head] = -1
+        while o > order:
+            o -= 1
+            buddy = head + (1 << o)
+            lists[o].add(buddy)
+            fo[buddy] = o
+        self.free_frames -= 1 << order
+        used = self.nr_frames - self.free_frames
+        if used > self.used_peak:
+            self.used_peak = used
+        self.flags_mv[head] = FL_HEAD
+        self.order[head : head + (1 << order)] = order
+        self.rmap_mv[head] = -1
+        self.mapcount_mv[head] = 0
+        return head
+
+    def folio_head(self, frame: int) -> int:
+        """The head frame of the folio `frame` belongs to (folios are aligned)."""
+        return frame & ~((1 << self.order_mv[frame]) - 1)
+
+    def free(self, head: int, order: int) -> None:
+        self.flags_mv[head] = 0
+        self.free_frames += 1 << order
+        lists = self.free_lists
+        fo = self.free_order_mv
+        while order < MAX_ORDER:
+            buddy = head ^ (1 << order)
+            if fo[buddy] != order:
+                break
+            lists[order].discard(buddy)
+            fo[buddy] = -1
+            head = min(head, buddy)
+            order += 1
+        lists[order].add(head)
+        fo[head] = order
+
+    # -- LRU lists -----------------------------------------------------------------
+    def lru_add(self, head: int, active: bool, nr: int) -> None:
+        """Add at the list head (``lruvec_add_folio``)."""
+        sentinel = self.active if active else self.inactive
+        nxt = self.next_mv
+        first = nxt[sentinel]
+        nxt[head] = first
+        self.prev_mv[head] = sentinel
+        self.prev_mv[first] = head
+        nxt[sentinel] = head
+        self.lru_pages[1 if active else 0] += nr
+
+    def lru_add_tail(self, head: int, active: bool, nr: int) -> None:
+        sentinel = self.active if active else self.inactive
+        prv = self.prev_mv
+        last = prv[sentinel]
+        prv[head] = last
+        self.next_mv[head] = sentinel
+        self.next_mv[last] = head
+        prv[sentinel] = head
+        self.lru_pages[1 if active else 0] += nr
+
+    def lru_insert_after(self, prev: int, node: int, active: bool) -> None:
+        """Put `node` right after `prev` on its list (one page, for splits)."""
+        nxt = self.next_mv
+        after = nxt[prev]
+        nxt[node] = after
+        self.prev_mv[node] = prev
+        self.prev_mv[after] = node
+        nxt[prev] = node
+        self.lru_pages[1 if active else 0] += 1
+
+    def lru_del(self, head: int, active: bool, nr: int) -> None:
+        nxt = self.next_mv
+        prv = self.prev_mv
+        n = nxt[head]
+        p = prv[head]
+        nxt[p] = n
+        prv[n] = p
+        self.lru_pages[1 if active else 0] -= nr
+
+    def lru_tail(self, active: bool) -> int:
+        """The folio at the tail (oldest), or -1 when the list is empty."""
+        sentinel = self.active if active else self.inactive
+        tail = self.prev_mv[sentinel]
+        return -1 if tail == sentinel else tail
+
+    def mappings(self, head: int) -> list[int]:
+        """The first PTE index of every mapping of the folio."""
+        first = self.rmap_mv[head]
+        if first < 0:
+            return []
+        extra = self.extra_rmap.get(head)
+        return [first, *extra] if extra else [first]

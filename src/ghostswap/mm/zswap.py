@@ -1,0 +1,280 @@
+"""zswap: a compressed cache in front of the swap devices (mm/zswap.c).
+
+Pages are compressed for real (zstd or lz4 from PyPI) from the bytes their
+content tokens expand to, and kept in a pool with the kernel's limit
+(``max_pool_percent`` of RAM, refilling allowed again below
+``accept_threshold_percent`` of it). The pool's size is the sum of the
+compressed lengths in pages (zsmalloc's packing is not modelled); it is
+charged to the memory cgroup as ``MEMCG_ZSWAP_B``.
+
+Entries are found by swap entry; a load is exclusive (the entry is erased
+and the folio dirtied), freed slots invalidate their entries
+(``SwapHooks.slot_free_notify``), and when the pool is full the shrink
+worker writes the oldest entries back to their device's store. A ghost
+device has nothing to write back to (the seed), so its entries stay.
+
+Counters: debugfs names in :attr:`Zswap.stats`, ``zswpout``/``zswpin``/
+``zswpwb`` in /proc/vmstat, per-size ``zswpout`` (counted by page_io).
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from ghostswap.errors import ConfigError
+from ghostswap.mm.folio import PG_dirty
+from ghostswap.mm.swap import SWP_GHOST, SWP_OFFSET_MASK, SWP_TYPE_SHIFT, swp_entry
+from ghostswap.storage.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
+
+if TYPE_CHECKING:
+    from ghostswap.mm.folio import Folio
+    from ghostswap.mm.machine import Machine
+
+__all__ = [
+    "COMPRESSORS",
+    "Zswap",
+    "zswap_invalidate",
+    "zswap_is_present",
+    "zswap_load",
+    "zswap_store",
+]
+
+# struct zswap_entry on x86_64: swpentry 8, length 4 (+4), referenced 1 (+7),
+# pool/objcg/handle pointers 24, list_head lru 16 = 64 (its kmem_cache).
+ZSWAP_ENTRY_SIZE = 64
+
+
+def _zstd() -> tuple[object, object]:
+    import zstandard
+
+    c = zstandard.ZstdCompressor(level=1, write_content_size=False, write_checksum=False)
+    d = zstandard.ZstdDecompressor()
+    return (c.compress, lambda data: d.decompress(data, max_output_size=PAGE_SIZE))
+
+
+def _lz4() -> tuple[object, object]:
+    import lz4.block
+
+    return (
+        lambda data: lz4.block.compress(data, store_size=False),
+        lambda data: lz4.block.decompress(data, uncompressed_size=PAGE_SIZE),
+    )
+
+
+COMPRESSORS = {"zstd": _zstd, "lz4": _lz4}
+
+STAT_NAMES = (
+    "pool_limit_hit",
+    "reject_reclaim_fail",
+    "reject_alloc_fail",
+    "reject_kmemcache_fail",
+    "reject_compress_fail",
+    "reject_compress_poor",
+    "decompress_fail",
+    "written_back_pages",
+    "stored_pages",
+    "stored_incompressible_pages",
+)
+
+
+class Zswap:
+    """The zswap module state: parameters, entries, pool size, stats."""
+
+    def __init__(
+        self,
+        totalram_pages: int,
+        compressor: str = "zstd",
+        max_pool_percent: int = 20,
+        accept_threshold_percent: int = 90,
+        shrinker_enabled: bool = True,
+    ) -> None:
+        if compressor not in COMPRESSORS:
+            raise ConfigError(
+                f"zswap compressor {compressor!r}: one of {', '.join(sorted(COMPRESSORS))}"
+            )
+        if not 0 < max_pool_percent <= 100:
+            raise ConfigError("zswap max_pool_percent must be in 1..100")
+        if not 0 < accept_threshold_percent <= 100:
+            raise ConfigError("zswap accept_threshold_percent must be in 1..100")
+        self.compressor = compressor
+        self.compress, self.decompress = COMPRESSORS[compressor]()  # type: ignore[misc]
+        self.max_pool_percent = max_pool_percent
+        self.accept_threshold_percent = accept_threshold_percent
+        self.shrinker_enabled = shrinker_enabled
+        self.max_pages = totalram_pages * max_pool_percent // 100
+        self.accept_pages = self.max_pages * accept_threshold_percent // 100
+        self.entries: dict[int, bytes] = {}  # swap entry -> compressed page, oldest first
+        self.total_bytes = 0
+        self.peak_bytes = 0
+        self.peak_entries = 0
+        self.reached_full = False
+        self.stats = dict.fromkeys(STAT_NAMES, 0)
+
+    def total_pages(self) -> int:
+        return -(-self.total_bytes // PAGE_SIZE)
+
+    def pool_total_size(self) -> int:
+        """debugfs ``pool_total_size``: pool pages in bytes."""
+        return self.total_pages() * PAGE_SIZE
+
+    def stats_dict(self) -> dict[str, int]:
+        out = dict(self.stats)
+        out["pool_total_size"] = self.pool_total_size()
+        out["stored_pages"] = len(self.entries)
+        return out
+
+
+def _erase(vm: Machine, zswap: Zswap, entry: int) -> bool:
+    data = zswap.entries.pop(entry, None)
+    if data is None:
+        return False
+    zswap.total_bytes -= len(data)
+    vm.memcg.zswap_bytes -= len(data)
+    return True
+
+
+def zswap_check_limits(zswap: Zswap) -> bool:
+    """True while the pool is (still considered) full."""
+    total = zswap.total_pages()
+    if total >= zswap.max_pages:
+        zswap.stats["pool_limit_hit"] += 1
+        zswap.reached_full = True
+    elif zswap.reached_full and total <= zswap.accept_pages:
+        zswap.reached_full = False
+    return zswap.reached_full
+
+
+def zswap_store(vm: Machine, folio: Folio, head: int) -> bool:
+    """Compress every page of a locked swap-cache folio into the pool.
+
+    All or nothing: a failure undoes the pages already stored (and queues
+    the shrink worker if the pool was full).
+    """
+    zswap = vm.zswap
+    assert zswap is not None
+    nr = 1 << folio.order
+    entry = folio.swap
+    if zswap_check_limits(zswap):
+        zswap_shrink_worker(vm)
+        zswap_invalidate_range(vm, entry, nr)
+        return False
+    tokens = vm.frames.token_mv
+    compress = zswap.compress
+    entries = zswap.entries
+    for i in range(nr):
+        data = compress(expand(tokens[head + i]))  # type: ignore[operator]
+        if len(data) >= PAGE_SIZE:
+            # Incompressible: stored as is when writeback could take it
+            # instead, as the kernel does; a ghost entry has no such choice
+            # either way, so it is kept too.
+            data = expand(tokens[head + i])
+            zswap.stats["stored_incompressible_pages"] += 1
+        old = entries.pop(entry + i, None)
+        if old is not None:
+            zswap.total_bytes -= len(old)
+            vm.memcg.zswap_bytes -= len(old)
+        entries[entry + i] = data
+        zswap.total_bytes += len(data)
+        vm.memcg.zswap_bytes += len(data)
+    if zswap.total_bytes > zswap.peak_bytes:
+        zswap.peak_bytes = zswap.total_bytes
+    if len(entries) > zswap.peak_entries:
+        zswap.peak_entries = len(entries)
+    vm.events["zswpout"] += nr
+    return True
+
+
+def zswap_load(vm: Machine, folio: Folio, head: int) -> str | None:
+    """Fill a locked swap-in folio from the pool: None (loaded), "ENOENT"
+    (not in zswap) or "EIO" (a large folio partly in zswap, or corrupt data)."""
+    zswap = vm.zswap
+    if zswap is None:
+        return "ENOENT"
+    entry = folio.swap
+    nr = 1 << folio.order
+    if nr > 1:
+        if zswap_is_present(zswap, entry, nr):
+            return "EIO"
+        return "ENOENT"
+    data = zswap.entries.get(entry)
+    if data is None:
+        return "ENOENT"
+    raw = data if len(data) == PAGE_SIZE else zswap.decompress(data)  # type: ignore[operator]
+    token = token_of(raw)
+    if token == BAD_TOKEN:
+        zswap.stats["decompress_fail"] += 1
+        return "EIO"
+    vm.frames.token_mv[head] = token
+    vm.events["zswpin"] += 1
+    # Exclusive load: the swap cache holds the only copy now.
+    folio.flags |= PG_dirty
+    _erase(vm, zswap, entry)
+    return None
+
+
+def zswap_is_present(zswap: Zswap, entry: int, nr: int) -> bool:
+    entries = zswap.entries
+    return any(entry + i in entries for i in range(nr))
+
+
+def zswap_invalidate_range(vm: Machine, entry: int, nr: int) -> None:
+    zswap = vm.zswap
+    if zswap is None or not zswap.entries:
+        return
+    for i in range(nr):
+        _erase(vm, zswap, entry + i)
+
+
+def zswap_invalidate(vm: Machine, type_: int, offset: int, nr: int) -> None:
+    """Slots freed: drop their entries (``zswap_invalidate``)."""
+    zswap_invalidate_range(vm, swp_entry(type_, offset), nr)
+
+
+def zswap_writeback_entry(vm: Machine, entry: int) -> str | None:
+    """Write one entry back to its device: None, or why not ("EEXIST": the
+    slot's folio is in the swap cache; "ENOENT": nothing to write it to)."""
+    zswap = vm.zswap
+    assert zswap is not None
+    si = vm.subsys.swap_info[entry >> SWP_TYPE_SHIFT]
+    store = vm.stores.get(entry >> SWP_TYPE_SHIFT)
+    if si is None or si.flags & SWP_GHOST or store is None:
+        return "ENOENT"
+    from ghostswap.mm.swap_state import swap_cache_has_folio
+
+    if swap_cache_has_folio(vm.subsys, entry):
+        return "EEXIST"
+    data = zswap.entries[entry]
+    raw = data if len(data) == PAGE_SIZE else zswap.decompress(data)  # type: ignore[operator]
+    token = token_of(raw)
+    if token == BAD_TOKEN:
+        zswap.stats["decompress_fail"] += 1
+        return "EIO"
+    store.write_page(entry & SWP_OFFSET_MASK, token)
+    _erase(vm, zswap, entry)
+    vm.events["zswpwb"] += 1
+    vm.events["pswpout"] += 1
+    zswap.stats["written_back_pages"] += 1
+    return None
+
+
+def zswap_shrink_worker(vm: Machine) -> None:
+    """Write the oldest entries back until the pool is below the accept
+    threshold, giving up after MAX_RECLAIM_RETRIES failures."""
+    zswap = vm.zswap
+    assert zswap is not None
+    if not zswap.shrinker_enabled or not vm.stores:
+        return  # nothing could take a written-back page (ghost devices only)
+    failures = 0
+    while zswap.total_pages() > zswap.accept_pages and zswap.entries:
+        for entry in list(islice(iter(zswap.entries), 64)):
+            if zswap.total_pages() <= zswap.accept_pages:
+                return
+            if zswap_writeback_entry(vm, entry) is not None:
+                zswap.stats["reject_reclaim_fail"] += 1
+                # Rotate it to the young end, as the shrinker's second chance does.
+                data = zswap.entries.pop(entry)
+                zswap.entries[entry] = data
+                failures += 1
+                if failures >= 16:
+                    return

@@ -1,0 +1,304 @@
+"""What ``ghostswap run`` runs: the machine and the workload, from an
+embedded default, a TOML file and command-line options (in that order).
+
+The TOML file::
+
+    [machine]
+    ram = "256MiB"            # the memory cgroup limit (and RAM)
+    swappiness = 60
+    page_cluster = 3
+    vma_readahead = true
+    cpus = 2
+    store = "memory"          # where device pages go: memory | file
+    store_dir = "/var/tmp"    # for the file store
+    thp = "madvise"           # the top-level THP knob "inherit" sizes follow
+    mthp = ["64kB:always"]    # as hugepages-<size>kB/enabled
+
+    [[swap]]                  # repeatable; or: swap = ["ghost:8x", ...] in [machine]
+    kind = "ghost"            # ghost | file | partition | zram
+    size = "8x"               # a size, or N x RAM for ghost
+    prio = 10
+    options = ["large"]
+
+    [zswap]
+    enabled = true
+    compressor = "zstd"       # zstd | lz4
+    max_pool_percent = 50
+    accept_threshold_percent = 90
+    shrinker = true
+
+    [workload]
+    spec = "zipf:512MiB:400k"
+    seed = 1
+    write_ratio = 0.3
+    fill = "text"             # zero | random | half | text
+
+A field that does not parse ends in one error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ghostswap.config import SwapSpec, parse_swap_spec
+from ghostswap.errors import ConfigError
+from ghostswap.mm.machine import MachineConfig, parse_mthp
+from ghostswap.storage.content import FILL_KINDS
+from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
+
+__all__ = ["DEFAULT", "RunConfig", "load_run_config"]
+
+DEFAULT_TOML = """
+[machine]
+ram = "128MiB"
+store = "memory"
+
+[[swap]]
+kind = "ghost"
+size = "8x"
+
+[zswap]
+enabled = true
+compressor = "zstd"
+max_pool_percent = 60
+
+[workload]
+spec = "zipf:256MiB:300k"
+seed = 1
+write_ratio = 0.3
+fill = "text"
+"""
+
+
+@dataclass
+class RunConfig:
+    """A machine plus the workload to run on it."""
+
+    machine: MachineConfig = field(default_factory=MachineConfig)
+    workload: str = ""
+    trace: str | None = None
+    seed: int = 1
+    write_ratio: float = 0.3
+    swap_texts: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        m = self.machine
+        return {
+            "ram_bytes": m.ram_pages * PAGE_SIZE,
+            "swap": list(self.swap_texts),
+            "mthp": {f"{4 << order}kB": mode for order, mode in sorted(m.mthp.items())},
+            "thp": m.thp_enabled,
+            "zswap": {
+                "enabled": m.zswap,
+                "compressor": m.zswap_compressor,
+                "max_pool_percent": m.zswap_max_pool_percent,
+                "accept_threshold_percent": m.zswap_accept_threshold_percent,
+                "shrinker": m.zswap_shrinker,
+            },
+            "store": m.store,
+            "swappiness": m.swappiness,
+            "page_cluster": m.page_cluster,
+            "vma_readahead": m.vma_ra_enabled,
+            "cpus": m.nr_cpus,
+            "workload": self.workload or None,
+            "trace": self.trace,
+            "seed": self.seed,
+            "write_ratio": self.write_ratio,
+            "fill": m.fill,
+        }
+
+
+class _Source:
+    """Where values come from, so errors can name the file and line."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.lines = text.splitlines()
+
+    def where(self, table: str, key: str) -> str:
+        """``file:line`` of `key` in `[table]` (best effort: the first match)."""
+        in_table = table == ""
+        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        for number, line in enumerate(self.lines, 1):
+            stripped = line.strip()
+            if stripped.startswith("["):
+                in_table = stripped.strip("[] ") == table
+                continue
+            if in_table and pattern.match(line):
+                return f"{self.name}:{number}"
+        for number, line in enumerate(self.lines, 1):
+            if pattern.match(line):
+                return f"{self.name}:{number}"
+        return self.name
+
+    def error(self, table: str, key: str, message: str) -> ConfigError:
+        return ConfigError(
+            f"{self.where(table, key)}: {table + '.' if table else ''}{key}: {message}"
+        )
+
+
+def _get(src: _Source, data: dict[str, Any], table: str, key: str, kind: type | tuple) -> Any:
+    value = data[key]
+    if isinstance(value, bool) and kind in (int, float):
+        raise src.error(table, key, f"expected a number, not {value!r}")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise src.error(table, key, f"expected {names}, not {value!r}")
+    return value
+
+
+def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
+    known = {"machine", "swap", "zswap", "workload"}
+    for table in doc:
+        if table not in known:
+            raise ConfigError(f"{src.where('', table)}: unknown table or key {table!r}")
+    m = cfg.machine
+    machine = doc.get("machine", {})
+    if not isinstance(machine, dict):
+        raise ConfigError(f"{src.name}: [machine] must be a table")
+    setters = {
+        "ram": lambda v: setattr(m, "ram_pages", parse_size_pages(v, "ram")),
+        "swappiness": lambda v: setattr(m, "swappiness", v),
+        "page_cluster": lambda v: setattr(m, "page_cluster", v),
+        "vma_readahead": lambda v: setattr(m, "vma_ra_enabled", v),
+        "cpus": lambda v: setattr(m, "nr_cpus", v),
+        "store": lambda v: setattr(m, "store", v),
+        "store_dir": lambda v: setattr(m, "store_dir", v),
+        "thp": lambda v: setattr(m, "thp_enabled", v),
+        "mthp": lambda v: setattr(m, "mthp", parse_mthp(v)),
+        "swap": lambda v: _set_swaps(cfg, [parse_swap_spec(s) for s in v], list(v)),
+        "percpu_policy": lambda v: setattr(m, "percpu_policy", v),
+        "ghost_store": lambda v: setattr(m, "ghost_store", v),
+    }
+    types: dict[str, type | tuple] = {
+        "ram": str, "swappiness": int, "page_cluster": int, "vma_readahead": bool,
+        "cpus": int, "store": str, "store_dir": str, "thp": str, "mthp": list,
+        "swap": list, "percpu_policy": str, "ghost_store": bool,
+    }  # fmt: skip
+    for key in machine:
+        if key not in setters:
+            raise src.error("machine", key, f"unknown field (one of {', '.join(setters)})")
+        value = _get(src, machine, "machine", key, types[key])
+        try:
+            setters[key](value)
+        except ConfigError as err:
+            raise src.error("machine", key, str(err)) from None
+    if m.store not in ("memory", "file"):
+        raise src.error("machine", "store", f"{m.store!r} is not memory or file")
+    if m.thp_enabled not in ("always", "madvise", "never"):
+        raise src.error("machine", "thp", f"{m.thp_enabled!r} is not always, madvise or never")
+
+    swaps = doc.get("swap")
+    if swaps is not None:
+        if not isinstance(swaps, list):
+            raise ConfigError(f"{src.where('', 'swap')}: swap must be an array of tables [[swap]]")
+        specs, texts = [], []
+        for item in swaps:
+            text = _swap_table_text(src, item)
+            try:
+                specs.append(parse_swap_spec(text))
+            except ConfigError as err:
+                raise src.error("swap", "kind", str(err)) from None
+            texts.append(text)
+        _set_swaps(cfg, specs, texts)
+
+    zswap = doc.get("zswap", {})
+    zsetters = {
+        "enabled": ("zswap", bool),
+        "compressor": ("zswap_compressor", str),
+        "max_pool_percent": ("zswap_max_pool_percent", int),
+        "accept_threshold_percent": ("zswap_accept_threshold_percent", int),
+        "shrinker": ("zswap_shrinker", bool),
+    }
+    for key in zswap:
+        if key not in zsetters:
+            raise src.error("zswap", key, f"unknown field (one of {', '.join(zsetters)})")
+        attr, kind = zsetters[key]
+        setattr(m, attr, _get(src, zswap, "zswap", key, kind))
+    if not 1 <= m.zswap_max_pool_percent <= 100:
+        raise src.error("zswap", "max_pool_percent", "must be in 1..100")
+    if not 1 <= m.zswap_accept_threshold_percent <= 100:
+        raise src.error("zswap", "accept_threshold_percent", "must be in 1..100")
+    if m.zswap_compressor not in ("zstd", "lz4"):
+        raise src.error("zswap", "compressor", f"{m.zswap_compressor!r} is not zstd or lz4")
+
+    workload = doc.get("workload", {})
+    for key in workload:
+        if key == "spec":
+            cfg.workload = _get(src, workload, "workload", key, str)
+            cfg.trace = None
+        elif key == "trace":
+            cfg.trace = _get(src, workload, "workload", key, str)
+        elif key == "seed":
+            cfg.seed = _get(src, workload, "workload", key, int)
+        elif key == "write_ratio":
+            value = workload[key]
+            try:
+                cfg.write_ratio = parse_fraction(str(value), "write_ratio")
+            except ConfigError as err:
+                raise src.error("workload", key, str(err)) from None
+        elif key == "fill":
+            m.fill = _get(src, workload, "workload", key, str)
+            if m.fill not in FILL_KINDS:
+                raise src.error(
+                    "workload", key, f"{m.fill!r} is not one of {', '.join(FILL_KINDS)}"
+                )
+        else:
+            raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
+
+
+def _swap_table_text(src: _Source, item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict) or "kind" not in item:
+        raise ConfigError(f"{src.where('', 'swap')}: each [[swap]] needs a kind")
+    for key in item:
+        if key not in ("kind", "size", "prio", "options"):
+            raise src.error("swap", key, "unknown field (kind, size, prio, options)")
+    parts = [str(item["kind"])]
+    if "size" in item:
+        parts.append(str(item["size"]))
+    if "prio" in item:
+        if not isinstance(item["prio"], int) or isinstance(item["prio"], bool):
+            raise src.error("swap", "prio", f"expected int, not {item['prio']!r}")
+        parts.append(f"prio={item['prio']}")
+    options = item.get("options", [])
+    if not isinstance(options, list):
+        raise src.error("swap", "options", "expected a list of strings")
+    parts.extend(str(o) for o in options)
+    return ":".join(parts)
+
+
+def _set_swaps(cfg: RunConfig, specs: list[SwapSpec], texts: list[str]) -> None:
+    cfg.machine.swap = specs
+    cfg.swap_texts = texts
+
+
+def _parse(cfg: RunConfig, name: str, text: str) -> None:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        match = re.search(r"line (\d+)", str(err))
+        where = f"{name}:{match.group(1)}" if match else name
+        raise ConfigError(f"{where}: {err}") from None
+    _apply(cfg, _Source(name, text), doc)
+
+
+def load_run_config(path: str | None) -> RunConfig:
+    """The embedded default, overlaid with the TOML file at `path` if given."""
+    cfg = RunConfig()
+    _parse(cfg, "<default>", DEFAULT_TOML)
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+        _parse(cfg, path, text)
+    return cfg
+
+
+DEFAULT = DEFAULT_TOML

@@ -1,0 +1,165 @@
+import json
+
+import pytest
+
+from ghostswap.cli.main import main
+from ghostswap.measure.report import PLOTS
+from ghostswap.runconfig import load_run_config
+from ghostswap.workload.registry import make_workload
+
+SMALL = ["--ram", "4MiB", "--workload", "zipf:8MiB:20k"]
+
+
+def run_json(tmp_path, *extra):
+    out = tmp_path / "r.json"
+    rc = main(["run", *SMALL, "--quiet", "--json", str(out), *extra])
+    return rc, json.loads(out.read_text())
+
+
+def test_default_machine_with_a_small_workload_swaps_through_zswap(tmp_path):
+    rc, result = run_json(tmp_path)
+    assert rc == 0
+    assert set(result) >= {"config", "vmstat", "mthp", "swaps", "overhead_bytes", "integrity",
+                           "timing"}  # fmt: skip
+    vm = result["vmstat"]
+    assert vm["zswpout"] > 0 and vm["zswpin"] > 0
+    assert vm["pswpout"] == 0  # the ghost device cannot write
+    assert result["integrity"]["mismatches"] == 0
+    assert result["integrity"]["verified_pages"] > 0
+    (dev,) = result["swaps"]
+    assert set(dev) >= {"name", "kind", "size_pages", "used_pages", "peak_used_pages"}
+    assert dev["kind"] == "ghost" and dev["peak_used_pages"] >= dev["used_pages"] > 0
+    oh = result["overhead_bytes"]
+    assert oh["peak"]["total"] >= oh["current"]["total"] > 0
+    assert oh["current"]["total"] == sum(oh["current"]["components"].values())
+    expected = make_workload("zipf:8MiB:20k", seed=1, write_ratio=0.3, fill="text")
+    assert result["timing"]["events"] == expected.total_events()
+    assert result["config"]["ram_bytes"] == 4 << 20
+
+
+def test_devices_mthp_and_options_reach_the_machine(tmp_path):
+    rc, result = run_json(
+        tmp_path, "--swap", "partition:64MiB", "--swap", "file:16MiB:prio=5", "--no-zswap",
+        "--mthp", "64kB:always", "--fill", "half", "--write-ratio", "50%", "--seed", "7",
+    )  # fmt: skip
+    assert rc == 0
+    assert [d["kind"] for d in result["swaps"]] == ["partition", "file"]
+    assert result["vmstat"]["pswpout"] > 0 and result["vmstat"]["zswpout"] == 0
+    assert "64kB" in result["mthp"] and result["mthp"]["64kB"]["anon_fault_alloc"] > 0
+    assert result["config"]["fill"] == "half" and result["config"]["write_ratio"] == 0.5
+    assert result["workload"]["seed"] == 7
+
+
+def test_file_store_run_verifies_real_bytes(tmp_path):
+    rc, result = run_json(tmp_path, "--swap", "file:64MiB", "--no-zswap", "--store", "file")
+    assert rc == 0
+    assert result["vmstat"]["pswpin"] > 0
+    assert result["integrity"]["mismatches"] == 0
+
+
+def test_report_writes_plots_and_one_page(tmp_path):
+    rc = main(["run", *SMALL, "--quiet", "--report", str(tmp_path / "rep")])
+    assert rc == 0
+    for name in PLOTS:
+        assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(PLOTS)
+    assert "pswpout" in page and "integrity" in page
+
+
+def test_tables_are_printed(capsys):
+    assert main(["run", *SMALL]) == 0
+    out = capsys.readouterr().out
+    for word in ("/proc/vmstat", "pswpin", "/proc/swaps", "allocator internals",
+                 "kernel-equivalent metadata", "integrity"):  # fmt: skip
+        assert word in out
+
+
+def test_json_to_stdout(capsys):
+    assert main(["run", *SMALL, "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["integrity"]["mismatches"] == 0
+
+
+def test_config_file_sets_the_machine(tmp_path):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        '[machine]\nram = "4MiB"\nswappiness = 100\nmthp = ["32kB:always"]\n'
+        '[[swap]]\nkind = "zram"\nsize = "32MiB"\nprio = 3\n'
+        "[zswap]\nenabled = false\n"
+        '[workload]\nspec = "zipf:8MiB:10k:0.8"\nfill = "zero"\n'
+    )
+    out = tmp_path / "r.json"
+    assert main(["run", "--config", str(cfg), "--quiet", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["swaps"][0]["kind"] == "zram" and result["swaps"][0]["priority"] == 3
+    assert result["config"]["swappiness"] == 100
+    # Zero-filled pages never reach the device.
+    assert result["vmstat"]["swpout_zero"] > 0 and result["vmstat"]["pswpout"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[machine]\nram = "4MiB"\nswappiness = "high"\n', 3, "swappiness"),
+        ('[machine]\n\nram = "lots"\n', 3, "ram"),
+        ('[zswap]\nenabled = true\ncompressor = "lzo"\n', 3, "compressor"),
+        ('[[swap]]\nkind = "tape"\n', 2, "unknown kind"),
+        ('[machine]\nmthp = ["63kB:always"]\n', 2, "mTHP"),
+        ("[machine]\nram = \n", 2, ""),  # TOML syntax error
+        ('[workload]\nfill = "lorem"\n', 2, "fill"),
+        ("[machine]\nbogus = 1\n", 2, "unknown field"),
+    ],
+)
+def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{cfg}:{line}:" in err
+    assert words in err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--ram", "12 parsecs"], "--ram"),
+        (["--swap", "tape:1GiB"], "unknown kind"),
+        (["--workload", "nope:1"], "workload"),
+        (["--workload", "zipf:8MiB:lots"], "not a count"),
+        (["--trace", "/nonexistent.trace"], "trace"),
+        (["--mthp", "64kB:sometimes"], "mode"),
+        (["--write-ratio", "150%"], "write-ratio"),
+        (["--config", "/nonexistent.toml"], "cannot read"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, args, words):
+    assert main(["run", "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err
+
+
+def test_unknown_option_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_embedded_default_is_a_zipf_larger_than_ram_on_a_ghost_device_with_zswap():
+    cfg = load_run_config(None)
+    assert cfg.machine.swap[0].kind == "ghost"
+    assert cfg.machine.zswap
+    assert cfg.workload.startswith("zipf:")
+    from ghostswap.units import parse_size_pages
+
+    assert parse_size_pages(cfg.workload.split(":")[1]) >= 2 * cfg.machine.ram_pages
+
+
+@pytest.mark.slow
+def test_run_with_no_arguments(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", "--quiet", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["integrity"]["mismatches"] == 0
+    assert result["vmstat"]["oom_kill"] == 0
+    assert result["vmstat"]["zswpout"] > 0

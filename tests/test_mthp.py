@@ -1,0 +1,74 @@
+from ghostswap.mm.mm_types import PTE_PRESENT
+from tests.vmhelpers import events, make_vm, reads, run, writes
+
+
+def test_mthp_swaps_out_whole_on_a_block_device():
+    with make_vm(ram_pages=1024, swap=("partition:16MiB",), mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(0, 256, 16)), events([(1, "pageout", 0, 256)]))
+        stats = vm.mthp.orders[4]
+        assert stats["swpout"] == 16
+        assert stats["swpout_fallback"] == 0
+        assert vm.events["pswpout"] == 256
+        assert vm.events["thp_swpout"] == 0  # only PMD-size counts there
+        run(vm, reads(range(256)))
+        assert vm.mismatches == 0
+
+
+def test_mthp_falls_back_on_a_swap_file():
+    with make_vm(ram_pages=1024, swap=("file:16MiB",), mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(0, 64, 16)), events([(1, "pageout", 0, 64)]))
+        stats = vm.mthp.orders[4]
+        assert stats["swpout_fallback"] == 4 and stats["swpout"] == 0
+        assert stats["split"] == 4
+        # Split into pages, the 60 never written are zero pages and not written.
+        assert vm.events["pswpout"] == 4
+        assert vm.events["swpout_zero"] == 60
+        run(vm, reads(range(64)))
+        assert vm.mismatches == 0
+
+
+def test_pmd_thp_counts_thp_swpout():
+    with make_vm(ram_pages=2048, swap=("partition:16MiB",), mthp=["2048kB:always"]) as vm:
+        run(vm, writes([0]), events([(1, "pageout", 0, 512)]))
+        assert vm.events["thp_swpout"] == 1
+        assert vm.mthp.orders[9]["swpout"] == 1
+
+
+def test_ghost_device_refuses_large_entries_unless_told():
+    for spec, fallback in (("ghost", 1), ("ghost:8x:large", 0)):
+        with make_vm(ram_pages=1024, swap=(spec,), mthp=["64kB:always"], zswap=True,
+                     zswap_max_pool_percent=100) as vm:  # fmt: skip
+            run(vm, writes(range(16)), events([(1, "pageout", 0, 16)]))
+            assert vm.mthp.orders[4]["swpout_fallback"] == fallback
+            assert vm.events["zswpout"] == 16
+            assert vm.mthp.orders[4]["zswpout"] == 1 - fallback
+
+
+def test_zram_swaps_large_folios_back_in_whole():
+    with make_vm(ram_pages=1024, swap=("zram:16MiB",), mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(0, 128, 16)), events([(1, "pageout", 0, 128)]))
+        run(vm, reads([5]))
+        stats = vm.mthp.orders[4]
+        assert stats["swpin"] == 1
+        assert vm.events["pgmajfault"] == 1 and vm.events["pswpin"] == 16
+        assert all(vm.pt.pte_mv[vm.pt.pti(1, p, create=False)] & PTE_PRESENT for p in range(16))
+        run(vm, reads(range(128)))
+        assert vm.mismatches == 0 and vm.verified_pages == 128
+
+
+def test_partial_zap_splits_a_large_folio():
+    with make_vm(ram_pages=1024, mthp=["64kB:always"]) as vm:
+        run(vm, writes([0]), events([(1, "f", 4, 4)]))
+        assert vm.mthp.orders[4]["split"] == 1
+        assert vm.memcg.usage_pages == 12
+        run(vm, events([(1, "pageout", 0, 16)]), reads(range(16)))
+        assert vm.mismatches == 0
+
+
+def test_cow_of_a_shared_large_folio_splits_it():
+    with make_vm(ram_pages=1024, mthp=["64kB:always"]) as vm:
+        run(vm, writes([0]), events([(1, "fork", 2, 0)]), writes([3], pid=2))
+        assert vm.mthp.orders[4]["split"] == 1
+        run(vm, reads(range(16), pid=1), reads(range(16), pid=2))
+        assert vm.mismatches == 0
+        assert vm.verify_resident() == 0

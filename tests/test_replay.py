@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ghostswap.kernel import quiescent
+from ghostswap.measure.replay import replay
+from ghostswap.mm.vm_invariants import check_machine
+from ghostswap.workload.events import OP_READ, OP_WRITE, make_events
+from tests.vmhelpers import ChunkWorkload, events, make_vm, run
+
+COUNTERS = ("pgfault", "pgmajfault", "pswpin", "pswpout", "pgscan_anon", "pgsteal_anon",
+            "pgactivate", "pgdeactivate", "swap_ra", "swap_ra_hit", "workingset_refault_anon",
+            "workingset_activate_anon")  # fmt: skip
+
+
+def random_chunk(seed: int, n: int, pages: int, write_ratio: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ev = make_events(n)
+    ev["pid"] = 1
+    ev["npages"] = 1
+    hot = rng.random(n) < 0.8
+    ev["page"] = np.where(hot, rng.integers(0, pages // 4, n), rng.integers(0, pages, n))
+    ev["op"] = np.where(rng.random(n) < write_ratio, OP_WRITE, OP_READ)
+    return ev
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 1000), st.sampled_from(["partition:4MiB", "file:4MiB:rotational"]))
+def test_bulk_replay_matches_event_by_event(seed, swap):
+    """The vectorised hit path changes nothing the kernel could observe."""
+    chunk = random_chunk(seed, 3000, 600, 0.3)
+    with make_vm(ram_pages=192, swap=(swap,)) as bulk:
+        run(bulk, chunk)
+        with make_vm(ram_pages=192, swap=(swap,)) as single:
+            for row in chunk:
+                single.access(int(row["pid"]), int(row["page"]), int(row["op"]) == OP_WRITE)
+                quiescent()
+            check_machine(single)
+            assert {k: bulk.events[k] for k in COUNTERS} == {k: single.events[k] for k in COUNTERS}
+            assert bulk.mismatches == single.mismatches == 0
+            assert bulk.verified_pages == single.verified_pages
+            live = bulk.pt.nr_blocks * 512
+            assert ((bulk.pt.pte[:live] & 1) == (single.pt.pte[:live] & 1)).all()
+
+
+def test_mixed_chunk_with_ranges_and_process_events():
+    chunk = events([
+        (1, "map", 0, 1024),
+        (1, "w", 0, 300),  # a range: 300 page writes
+        (1, "fork", 2, 0),
+        (2, "w", 10, 5),
+        (1, "pageout", 0, 64),
+        (2, "r", 0, 300),
+        (1, "f", 100, 50),
+        (1, "r", 0, 300),
+        (2, "exit", 0, 0),
+        (1, "unmap", 0, 1024),
+    ])  # fmt: skip
+    with make_vm(ram_pages=256) as vm:
+        run(vm, chunk)
+        assert vm.mismatches == 0
+        assert vm.verified_pages > 0
+        assert vm.memcg.usage_pages == 0
+        assert vm.subsys.nr_swap_pages == vm.subsys.total_swap_pages
+
+
+def test_replay_samples_a_timeline():
+    chunks = [random_chunk(s, 2000, 500, 0.5) for s in range(3)]
+    with make_vm(ram_pages=128) as vm:
+        result = replay(
+            vm, ChunkWorkload(chunks), sampler=lambda m, n: {"events": n}, sample_every=1000
+        )
+        assert result.events == 6000
+        assert [s["events"] for s in result.samples] == [0, 1000, 2000, 3000, 4000, 5000, 6000]
+
+
+def test_unknown_op_is_an_error():
+    from ghostswap.errors import ConfigError
+    from ghostswap.measure.replay import replay_chunk
+
+    ev = make_events(1)
+    ev[0] = (1, 99, 1, 0)
+    with make_vm() as vm, pytest.raises(ConfigError, match="unknown event op"):
+        replay_chunk(vm, ev)
