@@ -13,12 +13,12 @@ import argparse
 import sys
 from types import ModuleType
 
-from ghostswap.cli import overhead
+from ghostswap.cli import check, overhead
 from ghostswap.errors import GhostswapError
 
 __all__ = ["main"]
 
-COMMANDS: list[ModuleType] = [overhead]
+COMMANDS: list[ModuleType] = [overhead, check]
 
 
 class _Parser(argparse.ArgumentParser):
