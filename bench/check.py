@@ -6,6 +6,7 @@ fixed number of schedules and prints::
 
     scenario: NAME (3 CPUs, N scheduling points per schedule on average)
     schedules/s: N
+    scheduling points/s: N
     target ratio: X.XX (schedules/s / 200)
 
 Target: at least 200 schedules/s for a 3-CPU scenario of a few hundred
@@ -52,6 +53,7 @@ def main() -> None:
         "points per schedule on average)"
     )
     print(f"schedules/s: {rate:.0f}")
+    print(f"scheduling points/s: {points / elapsed:,.0f}")
     print(f"target ratio: {rate / TARGET:.2f} (schedules/s / {TARGET:.0f})")
 
 
