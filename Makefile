@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-root test-all lint bench clean
+.PHONY: demo test test-slow test-root test-all lint bench check-all clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 	$(PY) bench/alloc.py
 	$(PY) bench/workload.py
 	$(PY) bench/replay.py
+	$(PY) bench/check.py
+
+check-all: $(STAMP)
+	$(VENV)/bin/ghostswap check --all --iterations 10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -105,34 +105,42 @@ def checked(scheduler: object | None = None) -> CheckedRuntime:
     return rt
 
 
+class AfterLabel:
+    """Run cpu0 until it passes the point labelled `label`, then prefer cpu1."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def start(self, nr_cpus: int) -> None:
+        self.seen = False
+
+    def pick(self, runnable: list[int], current: int | None, point: object) -> int:
+        self.seen = self.seen or getattr(point, "label", None) == self.label
+        if self.seen and 1 in runnable:
+            return 1
+        return 0 if 0 in runnable else runnable[0]
+
+
 def test_grace_period_waits_for_a_preexisting_reader() -> None:
-    rt = checked()
-    obj = Obj()
+    rt = checked(AfterLabel("reader inside"))
+    published: list[Obj | None] = [Obj()]
     seen: list[int] = []
 
     def reader() -> None:
         rcu_read_lock()
-        ptr = rcu_dereference(obj)
-        rt.point("explicit", "reader yields")  # let the freer run
+        ptr = rcu_dereference(published[0])
+        rt.point("explicit", "reader inside")  # the freer runs from here on
+        assert ptr is not None
         seen.append(ptr.value)  # must still be valid
         rcu_read_unlock()
 
     def freer() -> None:
+        obj = published[0]
+        published[0] = None  # rcu_assign_pointer(gp, NULL)
         kfree_rcu(obj)
-        synchronize_rcu()
+        synchronize_rcu()  # blocks until the reader leaves its section
         assert is_poisoned(obj)
 
-    class Alternate:
-        def start(self, nr_cpus: int) -> None:
-            pass
-
-        def pick(self, runnable: list[int], current: int | None, point: object) -> int:
-            # cpu0 first, then cpu1 whenever it can run
-            if current is None:
-                return 0
-            return 1 if 1 in runnable else runnable[0]
-
-    rt.scheduler = Alternate()  # type: ignore[assignment]
     rt.run([reader, freer])
     assert seen == [1]
 

@@ -13,12 +13,12 @@ import argparse
 import sys
 from types import ModuleType
 
-from ghostswap.cli import overhead, run, trace
+from ghostswap.cli import check, overhead, run, trace
 from ghostswap.errors import GhostswapError
 
 __all__ = ["main"]
 
-COMMANDS: list[ModuleType] = [run, overhead, trace]
+COMMANDS: list[ModuleType] = [run, overhead, check, trace]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,6 +20,7 @@ does on a non-RT kernel where holding one disables preemption.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -214,6 +215,10 @@ class CheckedRuntime:
         self._main: greenlet | None = None
         self._pending: list[_PendingCallback] = []
         self.steps = 0
+        # Set while run() unwinds the CPUs after a detection: their clean-up
+        # code (finally blocks releasing locks) runs to the end without
+        # switching, so nothing is left suspended for the garbage collector.
+        self._aborting = False
 
     # -- who is running -------------------------------------------------
     def current(self) -> CpuState:
@@ -229,11 +234,16 @@ class CheckedRuntime:
         if cpu is self.setup_cpu:
             self._run_ready_callbacks()
             return
+        if self._aborting:
+            return
+        self.steps += 1
+        if len(self.trace) >= self.trace_limit:
+            # Not tracing: the scheduler gets no description of the point.
+            self._main.switch(None)  # type: ignore[union-attr]
+            return
         func = sys._getframe(depth).f_code.co_name
         step = TraceStep(cpu.cpu, kind, label, func)
-        if len(self.trace) < self.trace_limit:
-            self.trace.append(step)
-        self.steps += 1
+        self.trace.append(step)
         assert self._main is not None
         self._main.switch(step)
 
@@ -244,6 +254,8 @@ class CheckedRuntime:
             return
         if cpu is self.setup_cpu:
             raise Deadlock(f"set-up code would block: {what}")
+        if self._aborting:
+            raise greenlet.GreenletExit
         cpu.blocked = ready
         cpu.waiting_for = what
         while not ready():
@@ -279,9 +291,13 @@ class CheckedRuntime:
                 assert glet is not None
                 step = glet.switch()
         finally:
+            self._aborting = True
             for cpu in self.cpus:
                 if cpu.glet is not None and not cpu.glet.dead:
-                    cpu.glet.throw(greenlet.GreenletExit)
+                    # A second splat while unwinding is not the one to report.
+                    with contextlib.suppress(BaseException):
+                        cpu.glet.throw(greenlet.GreenletExit)
+            self._aborting = False
             self._by_glet = {}
             self.cpus = []
             self._main = None
@@ -343,8 +359,10 @@ class CheckedRuntime:
 
     # -- RCU (called by ghostswap.kernel.rcu) --------------------------------
     def rcu_read_lock(self) -> None:
-        self.current().rcu_nesting += 1
+        # The point comes before the section starts: a pointer loaded before
+        # rcu_read_lock() may be freed, grace period and all, right here.
         self.point("rcu_read_lock", "", depth=3)
+        self.current().rcu_nesting += 1
 
     def rcu_read_unlock(self) -> None:
         cpu = self.current()

@@ -14,6 +14,7 @@ kernel); stores, inserts, erases and allocations take the array's own
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 from ghostswap.kernel import runtime as _rt
@@ -183,11 +184,19 @@ def xa_erase(xa: XArray, index: int) -> Any:
         spin_unlock(xa.xa_lock)
 
 
-def xa_alloc(xa: XArray, entry: Any, limit: tuple[int, int], gfp: int) -> int:
+def xa_alloc(
+    xa: XArray,
+    entry: Any,
+    limit: tuple[int, int],
+    gfp: int,
+    set_id: Callable[[int], None] | None = None,
+) -> int:
     """Store `entry` at the lowest free index within `limit`; return it.
 
-    Raises ``KernelError("EBUSY")`` when the limit has no free index and
-    ``KernelError("ENOMEM")`` when a node allocation fails.
+    `set_id` is the kernel's ``u32 *id``: it is called with the index before
+    the entry is published, so a lockless ``xa_load`` that finds the entry
+    also sees its id. Raises ``KernelError("EBUSY")`` when the limit has no
+    free index and ``KernelError("ENOMEM")`` when a node allocation fails.
     """
     assert xa.flags & XA_FLAGS_ALLOC, "xa_alloc on an array without XA_FLAGS_ALLOC"
     lo, hi = limit
@@ -199,6 +208,8 @@ def xa_alloc(xa: XArray, entry: Any, limit: tuple[int, int], gfp: int) -> int:
         index = _lowest_free(xa, lo, hi)
         if index is None:
             raise KernelError("EBUSY", f"xa_alloc: {xa.name} has no free index in [{lo}, {hi}]")
+        if set_id is not None:
+            set_id(index)
         _store_locked(xa, index, entry, gfp, "xa_alloc")
         return index
     finally:

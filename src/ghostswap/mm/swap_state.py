@@ -23,7 +23,7 @@ from ghostswap.mm.folio import (
     PG_swapcache,
     PG_uptodate,
     folio_free,
-    pfn_folio,
+    mem_map,
 )
 from ghostswap.mm.swap import (
     SWAPFILE_CLUSTER,
@@ -50,6 +50,7 @@ from ghostswap.mm.swap_table import (
     __swap_table_set,
     pfn_to_swp_tb,
     swap_table_get,
+    swap_table_get_unchecked,
     swp_tb_is_folio,
     swp_tb_is_shadow,
     swp_tb_to_pfn,
@@ -70,23 +71,38 @@ _COUNT_SHIFT = SWP_TB_COUNT_SHIFT
 
 def _lookup(subsys: SwapSubsystem, entry: int) -> int:
     """Resolve the entry's cluster and read its slot, under RCU (the seed)."""
-    if subsys.reverts.no_rcu_lookup:
+    reverts = subsys.reverts
+    table_get = swap_table_get_unchecked if reverts.no_null_cluster_check else swap_table_get
+    if reverts.no_rcu_lookup:
         ci = __swap_entry_to_cluster(subsys, entry)
-        return swap_table_get(ci, (entry & SWP_OFFSET_MASK) % SWAPFILE_CLUSTER)
+        return table_get(ci, (entry & SWP_OFFSET_MASK) % SWAPFILE_CLUSTER)
     rcu_read_lock()
     ci = __swap_entry_to_cluster(subsys, entry)
-    swp_tb = swap_table_get(ci, (entry & SWP_OFFSET_MASK) % SWAPFILE_CLUSTER)
+    swp_tb = table_get(ci, (entry & SWP_OFFSET_MASK) % SWAPFILE_CLUSTER)
     rcu_read_unlock()
     return swp_tb
 
 
 def swap_cache_get_folio(subsys: SwapSubsystem, entry: int) -> Folio | None:
     """The folio cached for `entry`, or None. The caller must lock it and
-    check it still matches the entry (``folio_matches_swap_entry``)."""
-    swp_tb = _lookup(subsys, entry)
-    if (swp_tb & 3) != 2:
-        return None
-    return pfn_folio(swp_tb_to_pfn(swp_tb))
+    check it still matches the entry (``folio_matches_swap_entry``).
+
+    The lookup is lockless: the folio may be freed between reading its PFN
+    and taking a reference (``folio_try_get`` fails), and then the slot is
+    read again, as the kernel's loop does.
+    """
+    stale = -1
+    while True:
+        swp_tb = _lookup(subsys, entry)
+        if (swp_tb & 3) != 2:
+            return None
+        folio = mem_map.get(swp_tb_to_pfn(swp_tb))
+        if folio is not None:  # folio_try_get()
+            return folio
+        if swp_tb == stale:
+            WARN(f"swap_cache_get_folio: {entry:#x} still caches a freed folio")
+            return None
+        stale = swp_tb
 
 
 def swap_cache_has_folio(subsys: SwapSubsystem, entry: int) -> bool:
@@ -251,10 +267,11 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     stale = None
     if subsys.reverts.no_cache_alloc_relookup:
         stale = __swap_entry_to_cluster(subsys, entry)
+    no_null_check = subsys.reverts.no_null_cluster_check
     ci = _relock(si, offset, stale)
-    if ci is None:
+    if ci is None and not no_null_check:
         return "ENOENT"
-    err, shadow = __swap_cache_check_batch(ci, entry, ci_off, ci_targ, nr_pages)
+    err, shadow = __swap_cache_check_batch(ci, entry, ci_off, ci_targ, nr_pages)  # type: ignore[arg-type]
     swap_cluster_unlock(ci)
     if err:
         return err
@@ -267,8 +284,8 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     ci = _relock(si, offset, stale)
     err = "ENOENT"
     shadow_check = None
-    if ci is not None:
-        err, shadow_check = __swap_cache_check_batch(ci, entry, ci_off, ci_targ, nr_pages)
+    if ci is not None or no_null_check:
+        err, shadow_check = __swap_cache_check_batch(ci, entry, ci_off, ci_targ, nr_pages)  # type: ignore[arg-type]
     if err or shadow_check != shadow:
         if ci is not None:
             swap_cluster_unlock(ci)

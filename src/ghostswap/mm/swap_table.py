@@ -254,6 +254,16 @@ def swap_table_get(ci, off: int) -> int:  # type: ignore[no-untyped-def]
     return swp_tb
 
 
+def swap_table_get_unchecked(ci, off: int) -> int:  # type: ignore[no-untyped-def]
+    """``swap_table_get`` as it was before the seed: no check for a missing
+    cluster (the ``no-null-cluster-check`` revert)."""
+    rcu_read_lock()
+    table = rcu_dereference(ci.table, "ci.table")
+    swp_tb = table[off] if table is not None else SWP_TB_NULL
+    rcu_read_unlock()
+    return swp_tb
+
+
 def __swap_table_set_zero(ci, off: int) -> None:  # type: ignore[no-untyped-def]
     __swap_table_set(ci, off, __swap_table_get(ci, off) | SWP_TB_ZERO_FLAG)
 

@@ -29,6 +29,7 @@ from ghostswap.kernel.gfp import GFP_ATOMIC, GFP_KERNEL, Gfp
 from ghostswap.kernel.list import ListHead, list_add_tail, list_del, list_move_tail
 from ghostswap.kernel.plist import plist_add, plist_del, plist_node_empty, plist_requeue
 from ghostswap.kernel.rcu import call_rcu, kfree_rcu, rcu_read_lock, rcu_read_unlock
+from ghostswap.kernel.sched import sched_point
 from ghostswap.kernel.slab import kfree, kzalloc
 from ghostswap.kernel.spinlock import (
     local_lock,
@@ -459,7 +460,7 @@ def cluster_reclaim_range(si: SwapInfo, ci: SwapClusterInfo, start: int, order: 
         relocked: SwapClusterInfo | None = ci
     else:
         relocked = swap_cluster_lock(si, start)
-        if relocked is None:
+        if relocked is None and not si.subsys.reverts.no_null_cluster_check:
             return _Reclaimed(False, False, None)
     ci = relocked
     # The lock was dropped: another order may own the cluster now, or it
@@ -502,6 +503,9 @@ def __swap_cluster_alloc_entries(
     or for hibernation (no folio: a shadow with count 1). Context: ci.lock."""
     if not si.flags & SWP_WRITEOK:
         return False
+    # swapoff clears SWP_WRITEOK without this lock and relies on
+    # wait_for_allocation() to outwait an allocator that already passed here.
+    sched_point("SWP_WRITEOK checked")
     if folio is not None:
         order = folio.order
         nr_pages = 1 << order
@@ -612,16 +616,21 @@ def alloc_swap_scan_dynamic(si: SwapInfo, folio: Folio | None) -> int:
     assert pool is not None
     nr_clusters = (si.max + SWAPFILE_CLUSTER - 1) // SWAPFILE_CLUSTER
     hi = (nr_clusters - 1) & 0xFFFFFFFF  # unsigned int arithmetic, as in C
+
+    def set_index(index: int) -> None:
+        # xa_alloc() writes ci_dyn->index before it publishes the cluster: a
+        # lockless lookup may find and lock it before we do.
+        ci.index = index
+        ci.lock.name = f"ci{index}"
+
     try:
-        index = xa_alloc(pool, ci, XA_LIMIT(1, hi), GFP_ATOMIC)
+        index = xa_alloc(pool, ci, XA_LIMIT(1, hi), GFP_ATOMIC, set_index)
     except KernelError:
         if ci.memcg_table is not None:
             kfree(ci.memcg_table)
         kfree(table)
         kfree(ci)
         return SWAP_ENTRY_INVALID
-    ci.index = index
-    ci.lock.name = f"ci{index}"
     stats = si.subsys.stats
     stats.ghost_clusters_allocated += 1
     stats.tables_allocated += 1
@@ -659,7 +668,7 @@ def swap_reclaim_full_clusters(si: SwapInfo, force: bool) -> None:
                     spin_lock(cur.lock)
                 else:
                     cur = swap_cluster_lock(si, offset)
-                    if cur is None:
+                    if cur is None and not si.subsys.reverts.no_null_cluster_check:
                         break
                 if nr_reclaim:
                     offset += abs(nr_reclaim)
@@ -887,7 +896,8 @@ def swap_alloc_fast(subsys: SwapSubsystem, folio: Folio, pcp: PercpuSwapCluster)
         return False
     users.count += 1
     ci = swap_cluster_lock(si, offset)
-    if ci is not None:
+    # The seed's NULL check; the no-null-cluster-check revert dereferences it.
+    if ci is not None or subsys.reverts.no_null_cluster_check:
         # cluster_is_usable(ci, order), inlined
         if (
             ci.flags <= CLUSTER_FLAG_USABLE

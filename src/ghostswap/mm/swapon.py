@@ -25,7 +25,7 @@ from ghostswap.kernel.gfp import GFP_KERNEL
 from ghostswap.kernel.list import list_add_tail
 from ghostswap.kernel.percpu import PerCpu
 from ghostswap.kernel.plist import plist_add, plist_del
-from ghostswap.kernel.rcu import synchronize_rcu
+from ghostswap.kernel.rcu import rcu_read_lock, rcu_read_unlock, synchronize_rcu
 from ghostswap.kernel.slab import kfree, kzalloc
 from ghostswap.kernel.spinlock import spin_lock, spin_unlock
 from ghostswap.kernel.workqueue import WorkStruct, flush_work
@@ -261,12 +261,15 @@ def enable_swap_info(si: SwapInfo) -> None:
 
 def wait_for_allocation(si: SwapInfo) -> None:
     """After SWP_WRITEOK is cleared, lock each cluster once so allocations
-    in flight see it. The seed skips this for a ghost device."""
+    in flight see it.
+
+    The seed returns early for a ghost device instead of adding a NULL check
+    to this loop; the ``ghost-wait-for-allocation`` revert runs the loop as
+    it was, which unlocks NULL at the first cluster index not in the pool.
+    """
     end = -(-si.max // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER
     for offset in range(0, end, SWAPFILE_CLUSTER):
         ci = swap_cluster_lock(si, offset)
-        if ci is None and not si.subsys.reverts.no_null_cluster_check:
-            continue
         swap_cluster_unlock(ci)  # type: ignore[arg-type]
 
 
@@ -275,7 +278,11 @@ def find_next_to_unuse(si: SwapInfo, prev: int) -> int:
     for i in range(prev + 1, si.max):
         if si.flags & SWP_GHOST and i % SWAPFILE_CLUSTER == 0 and _ghost_gap(si, i):
             continue
+        # The seed's RCU section: the ghost cluster found must not be freed
+        # before its table is read.
+        rcu_read_lock()
         swp_tb = swap_table_get(__swap_offset_to_cluster(si, i), i % SWAPFILE_CLUSTER)
+        rcu_read_unlock()
         if not swp_tb_is_null(swp_tb) and not swp_tb_is_bad(swp_tb):
             return i
     return 0
