@@ -28,7 +28,7 @@ from ghostswap.calibrate.host import (
     zram_swap,
 )
 
-__all__ = ["HostResult", "HostSetup", "run_on_host", "zswap_ever_enabled"]
+__all__ = ["HostResult", "HostSetup", "run_on_host", "swap_dir_rotational", "zswap_ever_enabled"]
 
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 ZSWAP_PARAMS = Path("/sys/module/zswap/parameters")
@@ -86,7 +86,7 @@ def zswap_ever_enabled() -> bool:
         subprocess.run(["umount", str(DEBUGFS)], check=False, capture_output=True)
 
 
-def _rotational(directory: str) -> bool:
+def swap_dir_rotational(directory: str) -> bool:
     """Is the block device under `directory` rotational (the kernel's SSD test)?"""
     dev = os.stat(directory).st_dev
     sysfs = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
@@ -138,7 +138,7 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
             )
         if setup.swap_kind == "file":
             stack.enter_context(swap_file(setup.swap_dir, setup.swap_bytes))
-            rotational = _rotational(setup.swap_dir)
+            rotational = swap_dir_rotational(setup.swap_dir)
         else:
             stack.enter_context(zram_swap(setup.swap_bytes, setup.zram_algorithm))
             rotational = False

@@ -13,12 +13,12 @@ import argparse
 import sys
 from types import ModuleType
 
-from ghostswap.cli import check, overhead, run, trace
+from ghostswap.cli import calibrate, check, overhead, run, trace
 from ghostswap.errors import GhostswapError
 
 __all__ = ["main"]
 
-COMMANDS: list[ModuleType] = [run, overhead, check, trace]
+COMMANDS: list[ModuleType] = [run, overhead, check, calibrate, trace]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,186 @@
+"""One calibration: the same workload on the host kernel and on the model.
+
+The workload's events are generated once, from the same registry, seed and
+write ratio that ``ghostswap run`` uses; the host replays them with the C
+replayer inside a memory cgroup, the model replays them on a machine built
+to match the host: the same RAM limit, a swap device of the same kind and
+class (a swap file on a rotational disk is a rotational device to both),
+the same mTHP sizes, readahead settings and swappiness.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ghostswap.calibrate.compare import Row, compare
+from ghostswap.calibrate.host import read_knob
+from ghostswap.calibrate.hostrun import HostResult, HostSetup, run_on_host, swap_dir_rotational
+from ghostswap.calibrate.replayer import build_replayer, write_replay_file
+from ghostswap.config import parse_swap_spec
+from ghostswap.errors import ConfigError
+from ghostswap.mm.machine import MachineConfig, parse_mthp
+from ghostswap.runconfig import RunConfig
+from ghostswap.units import PAGE_SIZE
+from ghostswap.workload.registry import make_workload
+
+__all__ = ["Calibration", "CalibrationResult", "run_calibration"]
+
+THP = Path("/sys/kernel/mm/transparent_hugepage")
+
+
+@dataclass
+class Calibration:
+    """What to calibrate; sizes in bytes."""
+
+    workload: str
+    ram_bytes: int
+    swap_kind: str
+    swap_bytes: int
+    seed: int = 1
+    write_ratio: float = 0.3
+    fill: str = "text"
+    mthp: dict[str, str] = field(default_factory=dict)
+    zswap: str | None = None
+    zram_algorithm: str = "lz4"
+    swap_dir: str = "/var/tmp"
+    madv_hugepage: bool = False
+
+
+@dataclass
+class CalibrationResult:
+    config: dict[str, Any]
+    host: HostResult | None
+    model: dict[str, Any]
+    rows: list[Row]
+    notes: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        host = None
+        if self.host is not None:
+            host = {
+                "vmstat": self.host.vmstat,
+                "mthp": self.host.mthp,
+                "zswap": self.host.zswap,
+                "memcg": self.host.memcg,
+                "peak_swap_pages": self.host.peak_swap_pages,
+                "replayer": self.host.replayer,
+            }
+        return {
+            "config": self.config,
+            "host": host,
+            "model": {
+                "vmstat": self.model["vmstat"],
+                "mthp": self.model["mthp"],
+                "swaps": self.model["swaps"],
+                "integrity": self.model["integrity"],
+                "timing": self.model["timing"],
+            },
+            "compare": {row.name: row.as_dict() for row in self.rows},
+            "notes": self.notes,
+        }
+
+
+def _host_int(path: str, default: int) -> int:
+    try:
+        return int(read_knob(path))
+    except (OSError, ValueError):
+        return default
+
+
+def model_config(cal: Calibration, rotational: bool) -> RunConfig:
+    """The model machine that matches what the host run sets up."""
+    swap_text = f"{cal.swap_kind}:{cal.swap_bytes}" + (":rotational" if rotational else "")
+    thp_top = read_knob(THP / "enabled") if (THP / "enabled").is_file() else "madvise"
+    machine = MachineConfig(
+        ram_pages=cal.ram_bytes // PAGE_SIZE,
+        swap=[parse_swap_spec(swap_text)],
+        mthp=parse_mthp([f"{size}:{mode}" for size, mode in cal.mthp.items()]),
+        thp_enabled=thp_top,
+        zswap=cal.zswap is not None,
+        zswap_compressor=cal.zswap or "zstd",
+        swappiness=_host_int("/proc/sys/vm/swappiness", 60),
+        page_cluster=_host_int("/proc/sys/vm/page-cluster", 3),
+        vma_ra_enabled=_host_knob_bool("/sys/kernel/mm/swap/vma_ra_enabled", True),
+        fill=cal.fill,
+        nr_cpus=os.cpu_count() or 2,
+    )
+    return RunConfig(
+        machine=machine,
+        workload=cal.workload,
+        seed=cal.seed,
+        write_ratio=cal.write_ratio,
+        swap_texts=[swap_text],
+    )
+
+
+def _host_knob_bool(path: str, default: bool) -> bool:
+    try:
+        return read_knob(path).lower() in ("true", "1", "y")
+    except OSError:
+        return default
+
+
+def run_calibration(
+    cal: Calibration, *, host: bool = True, quiet: bool = True
+) -> CalibrationResult:
+    """Run `cal` on the host (unless `host` is False) and on the model."""
+    from ghostswap.cli.run import run as run_model
+
+    if cal.swap_kind not in ("file", "zram"):
+        raise ConfigError(f"calibrate supports file and zram swap, not {cal.swap_kind!r}")
+    workload = make_workload(
+        cal.workload, seed=cal.seed, write_ratio=cal.write_ratio, fill=cal.fill
+    )
+    notes: list[str] = []
+    host_result = None
+    rotational = cal.swap_kind == "file" and swap_dir_rotational(cal.swap_dir)
+    if host:
+        setup = HostSetup(
+            ram_bytes=cal.ram_bytes,
+            swap_kind=cal.swap_kind,
+            swap_bytes=cal.swap_bytes,
+            zram_algorithm=cal.zram_algorithm,
+            swap_dir=cal.swap_dir,
+            mthp=dict(cal.mthp),
+            zswap=cal.zswap,
+            madv_hugepage=cal.madv_hugepage,
+        )
+        replayer = build_replayer()
+        with tempfile.TemporaryDirectory(prefix="ghostswap-calibrate-") as tmp:
+            events = Path(tmp) / "events.bin"
+            write_replay_file(events, workload.chunks(), cal.fill, cal.madv_hugepage)
+            host_result = run_on_host(setup, replayer, events)
+        notes += host_result.notes
+        if host_result.replayer.get("mismatches"):
+            notes.append(
+                f"the host replayer saw {int(host_result.replayer['mismatches'])} "
+                "pages come back wrong"
+            )
+        rotational = host_result.device_rotational
+    cfg = model_config(cal, rotational)
+    model, _ = run_model(cfg, workload, quiet=quiet)
+    rows = compare(
+        host_result.vmstat if host_result else {},
+        model["vmstat"],
+        host_result.mthp if host_result else {},
+        model["mthp"],
+        host_result.peak_swap_pages if host_result else 0,
+        sum(d["peak_used_pages"] for d in model["swaps"]),
+    )
+    config = {
+        "workload": cal.workload,
+        "seed": cal.seed,
+        "write_ratio": cal.write_ratio,
+        "fill": cal.fill,
+        "ram_bytes": cal.ram_bytes,
+        "swap": cfg.swap_texts[0],
+        "mthp": dict(cal.mthp),
+        "zswap": cal.zswap,
+        "madv_hugepage": cal.madv_hugepage,
+        "model": cfg.describe(),
+    }
+    return CalibrationResult(config, host_result, model, rows, notes)

@@ -1,0 +1,134 @@
+"""`ghostswap calibrate`: the model held against this host's kernel.
+
+The root tests run real workloads on the host (a swap file or zram device
+and a memory cgroup) and assert the fidelity targets: pswpout and pswpin
+within 15% for seq, rand and zipf at 3x over the limit (128 MiB: with a
+64 MiB limit this host's kernel itself OOM-kills random access on zram now
+and then, reclaim finding nothing in 16 retries), and the
+thp_swap_allocator_test fallback percentage within 5 points. Each checks
+that nothing it set up is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ghostswap.calibrate import hostrun
+from ghostswap.calibrate.host import active_swaps, read_knob
+from ghostswap.calibrate.session import Calibration, run_calibration
+from ghostswap.cli.main import main
+
+ROOT = os.geteuid() == 0
+THP = Path("/sys/kernel/mm/transparent_hugepage")
+
+
+def host_state() -> dict[str, object]:
+    """What calibration may touch, to compare before and after."""
+    knobs = {p: read_knob(p) for p in sorted(THP.glob("hugepages-*/enabled"))}
+    cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup/memory").rglob("ghostswap-calibrate-*"))
+    zram = sorted(p.name for p in Path("/sys/block").glob("zram*"))
+    return {"swaps": active_swaps(), "knobs": knobs, "cgroups": cgroups, "zram": zram}
+
+
+def test_model_only_needs_no_root(tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    rc = main(["calibrate", "--workload", "seq:24MiB:1", "--ram", "8MiB", "--swap",
+               "file:64MiB", "--model-only", "--json", str(out), "--quiet"])  # fmt: skip
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["host"] is None
+    assert data["model"]["vmstat"]["pswpout"] > 0
+    assert data["compare"]["pswpout"]["host"] == 0
+    assert data["config"]["swap"].startswith("file:67108864")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--swap", "partition:1GiB"], "file:SIZE or zram:SIZE"),
+        (["--ram", "lots"], "is not a size"),
+        (["--write-ratio", "2"], "outside 0..100%"),
+        (["--workload", "nope:1"], "nope"),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["calibrate", "--workload", "seq:8MiB:1", "--model-only", "--quiet"]
+    assert main([*base, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_refuses_without_root(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["calibrate", "--workload", "seq:8MiB:1", "--quiet"]) == 2
+    assert "needs root" in capsys.readouterr().err
+
+
+def calibration(workload: str, swap: str, ram_mib: int = 128, **kw: object) -> Calibration:
+    kind, _, size = swap.partition(":")
+    return Calibration(
+        workload=workload,
+        ram_bytes=ram_mib << 20,
+        swap_kind=kind,
+        swap_bytes=int(size.removesuffix("MiB")) << 20,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def calibrate(workload: str, swap: str, **kw: object) -> dict[str, dict[str, object]]:
+    """Run one calibration; check it cleaned up and kept every page intact."""
+    before = host_state()
+    result = run_calibration(calibration(workload, swap, **kw))  # type: ignore[arg-type]
+    assert host_state() == before, "calibration left something behind"
+    assert result.host is not None and result.host.replayer["mismatches"] == 0
+    assert result.model["integrity"]["mismatches"] == 0
+    return {row.name: row.as_dict() for row in result.rows}
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="needs root")
+@pytest.mark.parametrize("workload", ["seq:384MiB:2", "rand:384MiB:200k", "zipf:384MiB:200k"])
+@pytest.mark.parametrize("swap", ["file:1024MiB", "zram:1024MiB"])
+def test_swap_traffic_matches_the_kernel(workload: str, swap: str) -> None:
+    rows = calibrate(workload, swap)
+    for counter in ("pswpout", "pswpin"):
+        error = rows[counter]["rel_error"]
+        assert error is not None and abs(error) <= 0.15, (counter, rows[counter])  # type: ignore[arg-type]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="needs root")
+def test_thp_swap_allocator_selftest_fallback_matches() -> None:
+    rows = calibrate(
+        "thp-frag",
+        "zram:64MiB",
+        ram_mib=512,
+        mthp={"64kB": "always"},
+        zram_algorithm="lzo",
+        madv_hugepage=True,
+    )
+    fallback = rows["64kB swpout_fallback %"]
+    assert fallback["error_points"] is not None and abs(fallback["error_points"]) <= 5
+    assert rows["64kB swpout"]["host"] > 0
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="needs root")
+def test_interrupt_mid_run_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object) -> dict[str, float]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hostrun, "_run_replayer", interrupted)
+    before = host_state()
+    for swap in ("file:64MiB", "zram:64MiB"):
+        with pytest.raises(KeyboardInterrupt):
+            run_calibration(calibration("seq:16MiB:1", swap, mthp={"64kB": "always"}))
+        assert host_state() == before
