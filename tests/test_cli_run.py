@@ -163,3 +163,26 @@ def test_run_with_no_arguments(tmp_path):
     assert result["integrity"]["mismatches"] == 0
     assert result["vmstat"]["oom_kill"] == 0
     assert result["vmstat"]["zswpout"] > 0
+
+
+def test_an_oom_kill_is_reported_not_hidden(tmp_path, capsys):
+    assert main(["run", "--ram", "1MiB", "--workload", "seq:8MiB:1"]) == 0
+    out = capsys.readouterr().out
+    assert "OOM-killed 1 process" in out and "events were skipped" in out.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("cpus = 0", "machine.cpus: 0 is not a number of CPUs"),
+        ("swappiness = 300", "machine.swappiness: 300 is outside 0..200"),
+        ("page_cluster = 40", "machine.page_cluster: 40 is outside 0..31"),
+        ('percpu_policy = "mine"', "machine.percpu_policy: 'mine' is not global or per-device"),
+    ],
+)
+def test_machine_fields_out_of_range_name_file_and_line(tmp_path, capsys, field, message):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(f"[machine]\n{field}\n")
+    assert main(["run", "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:2: {message}" in err and err.count("\n") == 1

@@ -189,6 +189,16 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             raise src.error("machine", key, str(err)) from None
     if m.store not in ("memory", "file"):
         raise src.error("machine", "store", f"{m.store!r} is not memory or file")
+    if m.nr_cpus < 1:
+        raise src.error("machine", "cpus", f"{m.nr_cpus} is not a number of CPUs (>= 1)")
+    if not 0 <= m.swappiness <= 200:
+        raise src.error("machine", "swappiness", f"{m.swappiness} is outside 0..200")
+    if not 0 <= m.page_cluster <= 31:
+        raise src.error("machine", "page_cluster", f"{m.page_cluster} is outside 0..31")
+    if m.percpu_policy not in ("global", "per-device"):
+        raise src.error(
+            "machine", "percpu_policy", f"{m.percpu_policy!r} is not global or per-device"
+        )
     if m.thp_enabled not in ("always", "madvise", "never"):
         raise src.error("machine", "thp", f"{m.thp_enabled!r} is not always, madvise or never")
 

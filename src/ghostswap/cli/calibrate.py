@@ -36,9 +36,15 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--zswap",
-        metavar="COMPRESSOR",
-        help="enable zswap with this compressor for the run (on this kernel, enabling zswap "
-        "once disables large-folio swap-in until the next boot)",
+        action="store_true",
+        help="enable zswap for the run (on this kernel, enabling zswap once disables "
+        "large-folio swap-in until the next boot)",
+    )
+    parser.add_argument(
+        "--zswap-compressor",
+        choices=("zstd", "lz4"),
+        default="lz4",
+        help="zswap's compressor on both sides (default lz4)",
     )
     parser.add_argument(
         "--mthp",
@@ -84,7 +90,7 @@ def _parse(args: argparse.Namespace) -> Calibration:
         write_ratio=parse_fraction(args.write_ratio, "--write-ratio"),
         fill=args.fill,
         mthp=mthp,
-        zswap=args.zswap,
+        zswap=args.zswap_compressor if args.zswap else None,
         zram_algorithm=args.zram_algorithm,
         swap_dir=args.swap_dir,
         madv_hugepage=args.madv_hugepage,
@@ -103,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
         f"workload {config['workload']} (seed {config['seed']}), RAM {args.ram}, "
         f"swap {config['swap']}"
         + (f", mTHP {args.mthp}" if args.mthp else "")
-        + (f", zswap {args.zswap}" if args.zswap else "")
+        + (f", zswap {args.zswap_compressor}" if args.zswap else "")
     )
     if result.host is None:
         rows = [(row.name, _fmt(row.model, row.percent)) for row in result.rows]

@@ -49,6 +49,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--zswap", action=argparse.BooleanOptionalAction, default=None, help="zswap on or off"
     )
+    parser.add_argument(
+        "--zswap-compressor", choices=("zstd", "lz4"), help="zswap's compressor (default zstd)"
+    )
     parser.add_argument("--store", choices=("memory", "file"), help="where device pages go")
     parser.add_argument("--seed", type=int, help="workload seed")
     parser.add_argument("--write-ratio", help="share of accesses that write (0.3 or 30%%)")
@@ -69,6 +72,8 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
         m.mthp = parse_mthp(args.mthp)
     if args.zswap is not None:
         m.zswap = args.zswap
+    if args.zswap_compressor is not None:
+        m.zswap_compressor = args.zswap_compressor
     if args.store is not None:
         m.store = args.store
     if args.seed is not None:
@@ -207,3 +212,9 @@ def _print(result: dict[str, Any]) -> None:
         f"integrity: {integ['verified_pages']:,} pages verified, {integ['mismatches']} mismatches; "
         f"{timing['events']:,} events in {timing['seconds']:.1f} s"
     )
+    kills = result["vmstat"].get("oom_kill", 0)
+    if kills:
+        out(
+            f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es); "
+            f"{result['vm']['events_skipped']:,} of their later events were skipped[/]"
+        )
