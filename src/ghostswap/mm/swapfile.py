@@ -22,6 +22,7 @@ returns ``-errno`` the model returns the errno name or a bool.
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 from ghostswap.kernel.bug import WARN, KernelError
@@ -496,6 +497,41 @@ def cluster_scan_range(si: SwapInfo, ci: SwapClusterInfo, offset: int, nr_pages:
     return result
 
 
+_NULL_RANGES = [array("Q", bytes(8 << order)) for order in range(SWAP_NR_ORDERS)]
+
+
+def _next_null_range(ci: SwapClusterInfo, offset: int, end: int, order: int) -> int:
+    """The first of `offset`, `offset` + nr_pages, ... up to `end` whose
+    range is all NULL, or `end` + 1 when there is none.
+
+    While swap is at most half full, ``cluster_scan_range`` treats a
+    cache-only slot as busy, so the first all-NULL range is exactly where the
+    kernel's range-by-range scan stops; this finds it with C-speed searches
+    of the table (``array.index``) instead of one scan call per range.
+    """
+    nr_pages = 1 << order
+    base = offset - offset % SWAPFILE_CLUSTER
+    off = offset - base
+    last = end - base
+    table = ci.table
+    assert table is not None
+    while off <= last:
+        try:
+            null = table.index(SWP_TB_NULL, off, last + nr_pages)
+        except ValueError:
+            break
+        if nr_pages == 1:
+            return base + null
+        # A range starting before the first NULL slot holds a busy one.
+        off += (null - off + nr_pages - 1) >> order << order
+        if off > last:
+            break
+        if table[off : off + nr_pages] == _NULL_RANGES[order]:
+            return base + off
+        off += nr_pages
+    return end + 1
+
+
 def __swap_cluster_alloc_entries(
     si: SwapInfo, ci: SwapClusterInfo, folio: Folio | None, ci_off: int
 ) -> bool:
@@ -537,8 +573,16 @@ def alloc_swap_scan_cluster(
     if ci.count + nr_pages <= SWAPFILE_CLUSTER:
         start = offset - offset % SWAPFILE_CLUSTER
         end = start + SWAPFILE_CLUSTER - nr_pages
+        # Not half full: no range needs reclaim, and the scan can jump.
+        jump = not si.subsys.vm_swap_full()
         while offset <= end:
-            scan = cluster_scan_range(si, ci, offset, nr_pages)
+            if jump:
+                offset = _next_null_range(ci, offset, end, order)
+                if offset > end:
+                    break
+                scan = SCAN_FREE
+            else:
+                scan = cluster_scan_range(si, ci, offset, nr_pages)
             if scan == SCAN_BUSY:
                 offset += nr_pages
                 continue
