@@ -27,9 +27,11 @@ from typing import NamedTuple
 
 from ghostswap.kernel.bug import WARN, KernelError
 from ghostswap.kernel.gfp import GFP_ATOMIC, GFP_KERNEL, Gfp
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.list import ListHead, list_add_tail, list_del, list_move_tail
 from ghostswap.kernel.plist import plist_add, plist_del, plist_node_empty, plist_requeue
 from ghostswap.kernel.rcu import call_rcu, kfree_rcu, rcu_read_lock, rcu_read_unlock
+from ghostswap.kernel.runtime import set_debug_build
 from ghostswap.kernel.sched import sched_point
 from ghostswap.kernel.slab import kfree, kzalloc
 from ghostswap.kernel.spinlock import (
@@ -509,26 +511,27 @@ def _next_null_range(ci: SwapClusterInfo, offset: int, end: int, order: int) -> 
     kernel's range-by-range scan stops; this finds it with C-speed searches
     of the table (``array.index``) instead of one scan call per range.
     """
-    nr_pages = 1 << order
-    base = offset - offset % SWAPFILE_CLUSTER
-    off = offset - base
-    last = end - base
     table = ci.table
     assert table is not None
-    while off <= last:
-        try:
-            null = table.index(SWP_TB_NULL, off, last + nr_pages)
-        except ValueError:
-            break
-        if nr_pages == 1:
+    base = offset - offset % SWAPFILE_CLUSTER
+    nr_pages = 1 << order
+    stop = end - base + nr_pages
+    try:
+        null = table.index(SWP_TB_NULL, offset - base, stop)
+        if not order:
             return base + null
-        # A range starting before the first NULL slot holds a busy one.
-        off += (null - off + nr_pages - 1) >> order << order
-        if off > last:
-            break
-        if table[off : off + nr_pages] == _NULL_RANGES[order]:
-            return base + off
-        off += nr_pages
+        off = offset - base
+        while True:
+            # A range that starts before the first NULL slot holds a busy one.
+            off += (null - off + nr_pages - 1) >> order << order
+            if off + nr_pages > stop:
+                break
+            if table[off : off + nr_pages] == _NULL_RANGES[order]:
+                return base + off
+            off += nr_pages
+            null = table.index(SWP_TB_NULL, off, stop)
+    except ValueError:
+        pass
     return end + 1
 
 
@@ -580,24 +583,23 @@ def alloc_swap_scan_cluster(
                 offset = _next_null_range(ci, offset, end, order)
                 if offset > end:
                     break
-                scan = SCAN_FREE
             else:
                 scan = cluster_scan_range(si, ci, offset, nr_pages)
-            if scan == SCAN_BUSY:
-                offset += nr_pages
-                continue
-            if scan == SCAN_NEED_RECLAIM:
-                reclaimed = cluster_reclaim_range(si, ci, offset, order)
-                cur = reclaimed.ci
-                if not reclaimed.usable:
-                    break
-                assert cur is not None
-                ci = cur
-                if ci.count == 0:
-                    offset = start
-                if not reclaimed.ok:
+                if scan == SCAN_BUSY:
                     offset += nr_pages
                     continue
+                if scan == SCAN_NEED_RECLAIM:
+                    reclaimed = cluster_reclaim_range(si, ci, offset, order)
+                    cur = reclaimed.ci
+                    if not reclaimed.usable:
+                        break
+                    assert cur is not None
+                    ci = cur
+                    if ci.count == 0:
+                        offset = start
+                    if not reclaimed.ok:
+                        offset += nr_pages
+                        continue
             if not __swap_cluster_alloc_entries(si, ci, folio, offset % SWAPFILE_CLUSTER):
                 break
             found = offset
@@ -1257,8 +1259,7 @@ def __swap_cluster_free_entries(
 ) -> None:
     """Free slots whose last reference just went; empty clusters are freed.
     Context: ci.lock."""
-    debug = _debug_vm
-    if debug and ci.count < nr_pages:
+    if _debug_vm and ci.count < nr_pages:
         WARN(f"__swap_cluster_free_entries: {ci!r} frees {nr_pages} of {ci.count}")
     ci.count -= nr_pages
     table = ci.table
@@ -1266,13 +1267,13 @@ def __swap_cluster_free_entries(
     memcg_table = ci.memcg_table
     for off in range(ci_start, ci_start + nr_pages):
         # Freed after the last count went, or after the cache let go.
-        if debug and (not table[off] & 1 or table[off] >> _COUNT_SHIFT > 1):
+        if _debug_vm and (not table[off] & 1 or table[off] >> _COUNT_SHIFT > 1):
             WARN(f"__swap_cluster_free_entries: {ci!r} slot {off} = {table[off]:#x}")
         table[off] = SWP_TB_NULL
         if memcg_table is not None and memcg_table[off]:
             __swap_cgroup_clear(ci, off, 1)
     swap_range_free(si, ci.index * SWAPFILE_CLUSTER + ci_start, nr_pages)
-    if debug:
+    if _debug_vm:
         swap_cluster_assert_empty(ci, ci_start, nr_pages, False)
     if not ci.count:
         free_cluster(si, ci)
@@ -1386,8 +1387,11 @@ _debug_vm = False
 
 
 def set_debug_vm(on: bool) -> None:
+    """Select the debug build: VM_WARN checks and asserts run, in this
+    module and in every function with a lean twin (kernel/lean.py)."""
     global _debug_vm
     _debug_vm = on
+    set_debug_build(on)
 
 
 def count_in_use(si: SwapInfo) -> int:
@@ -1408,3 +1412,6 @@ def iter_clusters(si: SwapInfo) -> list[SwapClusterInfo]:
         assert si.cluster_info_pool is not None
         return [ci for _, ci in si.cluster_info_pool.items()]
     return list(si.cluster_info or [])
+
+
+compile_lean(globals())
