@@ -167,11 +167,10 @@ def __swap_cache_del_folio(
     need_free = False
     table = ci.table
     assert table is not None
-    pfn_tb = (folio.pfn << SWAP_CACHE_PFN_MARK_BITS) | SWP_TB_PFN_MARK
     shadow_tb = (shadow or 0) | SWP_TB_SHADOW_MARK  # shadow_to_swp_tb()
     for off in range(ci_start, ci_end):
         old_tb = table[off]
-        if swapfile._debug_vm and old_tb & ~SWP_TB_FLAGS_MASK != pfn_tb:
+        if swapfile._debug_vm and old_tb & ~SWP_TB_FLAGS_MASK != pfn_to_swp_tb(folio.pfn, 0):
             WARN(f"__swap_cache_del_folio: {ci!r} slot {off} does not hold {folio!r}")
         if old_tb >> _COUNT_SHIFT:
             folio_swapped = True

@@ -576,8 +576,9 @@ def alloc_swap_scan_cluster(
     if ci.count + nr_pages <= SWAPFILE_CLUSTER:
         start = offset - offset % SWAPFILE_CLUSTER
         end = start + SWAPFILE_CLUSTER - nr_pages
-        # Not half full: no range needs reclaim, and the scan can jump.
-        jump = not si.subsys.vm_swap_full()
+        # Not half full (vm_swap_full(), inlined): no range needs reclaim,
+        # and the scan can jump.
+        jump = si.subsys.nr_swap_pages * 2 >= si.subsys.total_swap_pages
         while offset <= end:
             if jump:
                 offset = _next_null_range(ci, offset, end, order)
