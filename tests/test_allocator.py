@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ghostswap.kernel import gfp
 from ghostswap.kernel.gfp import FailureInjection
 from ghostswap.kernel.slab import is_poisoned
@@ -15,13 +18,20 @@ from ghostswap.mm.swap import (
     CLUSTER_FLAG_FULL,
     CLUSTER_FLAG_NONFULL,
     SWAPFILE_CLUSTER,
+    SwapClusterInfo,
     SwapInfo,
     SwapSubsystem,
     swp_offset,
     swp_type,
 )
 from ghostswap.mm.swap_state import swap_cache_del_folio
-from ghostswap.mm.swap_table import __swap_cgroup_get
+from ghostswap.mm.swap_table import (
+    SWP_TB_NULL,
+    __swap_cgroup_get,
+    pfn_to_swp_tb,
+    shadow_to_swp_tb,
+    swap_table_new,
+)
 from ghostswap.mm.swapon import swapon
 from tests.helpers import new_folio, settle
 
@@ -330,3 +340,31 @@ def test_memcg_ids_follow_the_slots() -> None:
 def _cluster(si: SwapInfo, offset: int):  # type: ignore[no-untyped-def]
     assert si.cluster_info is not None
     return si.cluster_info[offset // SWAPFILE_CLUSTER]
+
+
+@given(
+    slots=st.lists(st.sampled_from(["null", "cache", "used"]), min_size=512, max_size=512),
+    order=st.integers(0, 5),
+    start=st.integers(0, 511),
+)
+def test_null_range_search_stops_where_the_range_scan_would(slots, order, start) -> None:
+    """With swap under half full, the C-speed search finds the same first
+    free range as calling cluster_scan_range() range after range."""
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "partition", 4 * SWAPFILE_CLUSTER)
+    assert not subsys.vm_swap_full()
+    ci = SwapClusterInfo(1)
+    ci.table = swap_table_new()
+    encoding = {"null": SWP_TB_NULL, "cache": pfn_to_swp_tb(7, 0),
+                "used": shadow_to_swp_tb(None, 1 << 1)}  # fmt: skip
+    for off, kind in enumerate(slots):
+        ci.table[off] = encoding[kind]
+    nr_pages = 1 << order
+    offset = SWAPFILE_CLUSTER + (start & ~(nr_pages - 1) if start % 3 else start)
+    end = 2 * SWAPFILE_CLUSTER - nr_pages
+    expected = offset
+    while expected <= end:
+        if swapfile.cluster_scan_range(si, ci, expected, nr_pages) == swapfile.SCAN_FREE:
+            break
+        expected += nr_pages
+    assert swapfile._next_null_range(ci, offset, end, order) == min(expected, end + 1)

@@ -67,7 +67,7 @@ compressor = "zstd"
 max_pool_percent = 60
 
 [workload]
-spec = "zipf:256MiB:300k"
+spec = "zipf:192MiB:200k"
 seed = 1
 write_ratio = 0.3
 fill = "text"

@@ -1,6 +1,6 @@
 """``ghostswap run``: replay a workload on a configured machine.
 
-With no arguments it runs the embedded default (a Zipfian workload of twice
+With no arguments it runs the embedded default (a Zipfian workload of 1.5x
 RAM on a ghost device with zswap; see :mod:`ghostswap.runconfig`). Prints
 a progress bar on a terminal, then kernel-named counters, per-size mTHP
 stats, /proc/swaps-style usage, allocator internals, kernel-equivalent

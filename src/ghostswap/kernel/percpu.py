@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from ghostswap.kernel import runtime as _rt
+from ghostswap.kernel.runtime import checked_twin
 
 __all__ = ["PerCpu", "PercpuRef"]
 
@@ -22,8 +23,11 @@ class PerCpu(Generic[T]):
         self._slots = [factory(cpu) for cpu in range(nr_cpus)]
 
     def this_cpu_ptr(self) -> T:
-        c = _rt.checked
-        return self._slots[_rt._fast_cpu if c is None else c.current().cpu]
+        return self._slots[_rt._fast_cpu]
+
+    @checked_twin(this_cpu_ptr)
+    def _this_cpu_ptr(self) -> T:
+        return self._slots[_rt.checked.current().cpu]  # type: ignore[union-attr]
 
     def per_cpu_ptr(self, cpu: int) -> T:
         return self._slots[cpu]

@@ -123,12 +123,54 @@ def checked_twin(fast: Callable[..., Any]) -> Callable[[Callable[..., Any]], Cal
     return register
 
 
+def fast_code_of(fn: Callable[..., Any]) -> CodeType | None:
+    """The fast-mode code of a primitive registered with `checked_twin`."""
+    for dual_fn, fast_code, _ in _dual:
+        if dual_fn is fn:
+            return fast_code
+    return None
+
+
+# Functions with a lean twin (kernel/lean.py): (function, full code, lean
+# code). Fast mode runs the lean code unless the debug build is selected;
+# checked mode always runs the full code.
+_lean: list[tuple[FunctionType, CodeType, CodeType]] = []
+_debug_build = False
+
+
+def _select_builds() -> None:
+    lean = checked is None and not _debug_build
+    for fn, full_code, lean_code in _lean:
+        fn.__code__ = lean_code if lean else full_code
+
+
+def lean_code_of(fn: Callable[..., Any]) -> CodeType | None:
+    for lean_fn, _, lean_code in _lean:
+        if lean_fn is fn:
+            return lean_code
+    return None
+
+
+def register_lean(fn: FunctionType, lean_code: CodeType) -> None:
+    _lean.append((fn, fn.__code__, lean_code))
+    if checked is None and not _debug_build:
+        fn.__code__ = lean_code
+
+
+def set_debug_build(on: bool) -> None:
+    """Run the full functions (asserts, VM_WARN checks) in fast mode too."""
+    global _debug_build
+    _debug_build = on
+    _select_builds()
+
+
 def install(runtime: CheckedRuntime | None) -> None:
     """Switch to checked mode with `runtime`, or back to fast mode with None."""
     global checked
     checked = runtime
     for fn, fast_code, checked_code in _dual:
         fn.__code__ = checked_code if runtime is not None else fast_code
+    _select_builds()
 
 
 @dataclass(frozen=True, slots=True)

@@ -313,7 +313,10 @@ class FrameTable:
         if used > self.used_peak:
             self.used_peak = used
         self.flags_mv[head] = FL_HEAD
-        self.order[head : head + (1 << order)] = order
+        if order:
+            self.order[head : head + (1 << order)] = order
+        else:
+            self.order_mv[head] = 0  # a numpy slice assignment costs ~20 lines
         self.rmap_mv[head] = -1
         self.mapcount_mv[head] = 0
         return head

@@ -75,8 +75,15 @@ def folio_referenced(vm: Machine, head: int, nr: int) -> int:
     if first < 0:
         return 0
     pte = vm.pt.pte_mv
-    referenced = 0
     extra = frames.extra_rmap.get(head)
+    if nr == 1 and not extra:
+        # The common case (one PTE), without the loops' setup cost.
+        value = pte[first]
+        if value & PTE_YOUNG:
+            pte[first] = value & ~PTE_YOUNG
+            return 1
+        return 0
+    referenced = 0
     for base in (first, *extra) if extra else (first,):
         for i in range(base, base + nr):
             value = pte[i]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import IntEnum
 
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.list import ListHead
 from ghostswap.kernel.percpu import PerCpu, PercpuRef
 from ghostswap.kernel.plist import PlistHead, PlistNode
@@ -463,3 +464,6 @@ def swap_cluster_get_and_lock(subsys: SwapSubsystem, folio: Folio) -> SwapCluste
 
 def swap_cluster_unlock(ci: SwapClusterInfo) -> None:
     spin_unlock(ci.lock)
+
+
+compile_lean(globals())

@@ -13,6 +13,7 @@ this module provides what they build on.
 from __future__ import annotations
 
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.rcu import rcu_read_lock, rcu_read_unlock
 from ghostswap.kernel.spinlock import lockdep_assert_held, spin_lock, spin_unlock
 from ghostswap.mm import swapfile
@@ -166,12 +167,10 @@ def __swap_cache_del_folio(
     need_free = False
     table = ci.table
     assert table is not None
-    pfn_tb = (folio.pfn << SWAP_CACHE_PFN_MARK_BITS) | SWP_TB_PFN_MARK
     shadow_tb = (shadow or 0) | SWP_TB_SHADOW_MARK  # shadow_to_swp_tb()
-    debug = swapfile._debug_vm
     for off in range(ci_start, ci_end):
         old_tb = table[off]
-        if debug and old_tb & ~SWP_TB_FLAGS_MASK != pfn_tb:
+        if swapfile._debug_vm and old_tb & ~SWP_TB_FLAGS_MASK != pfn_to_swp_tb(folio.pfn, 0):
             WARN(f"__swap_cache_del_folio: {ci!r} slot {off} does not hold {folio!r}")
         if old_tb >> _COUNT_SHIFT:
             folio_swapped = True
@@ -359,3 +358,6 @@ def swap_cluster_readahead_range(si: SwapInfo, offset: int, mask: int) -> range:
 
 def folio_mark_uptodate(folio: Folio) -> None:
     folio.flags |= PG_uptodate
+
+
+compile_lean(globals())

@@ -21,6 +21,7 @@ from __future__ import annotations
 from array import array
 
 from ghostswap.kernel import runtime as _rt
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.rcu import rcu_dereference, rcu_read_lock, rcu_read_unlock
 from ghostswap.kernel.spinlock import lockdep_assert_held
 
@@ -300,3 +301,6 @@ def __swap_cgroup_clear(ci, off: int, nr: int) -> int:  # type: ignore[no-untype
         for i in range(off, off + nr):
             table[i] = 0
     return old
+
+
+compile_lean(globals())

@@ -45,10 +45,17 @@ __all__ = [
 ZSWAP_ENTRY_SIZE = 64
 
 
+# crypto/zstd.c: ZSTD_DEF_LEVEL.
+ZSTD_LEVEL = 3
+
+
 def _zstd() -> tuple[object, object]:
     import zstandard
 
-    c = zstandard.ZstdCompressor(level=1, write_content_size=False, write_checksum=False)
+    # One compressor and one decompressor for the pool, as zswap keeps one
+    # crypto context per CPU: creating them per page would cost more than
+    # compressing.
+    c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=False, write_checksum=False)
     d = zstandard.ZstdDecompressor()
     return (c.compress, lambda data: d.decompress(data, max_output_size=PAGE_SIZE))
 

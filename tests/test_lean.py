@@ -1,0 +1,138 @@
+"""The lean build (kernel/lean.py): what compiles away, and when."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from ghostswap.kernel import runtime
+from ghostswap.kernel.bug import LockMisuse
+from ghostswap.kernel.runtime import CheckedRuntime, RunToCompletion
+from ghostswap.mm import swap, swapfile
+
+SOURCE = """
+from __future__ import annotations
+
+from ghostswap.kernel.lean import compile_lean
+from ghostswap.kernel.rcu import rcu_dereference, rcu_read_lock, rcu_read_unlock
+from ghostswap.kernel.spinlock import lockdep_assert_held, spin_lock, spin_unlock
+
+_debug_vm = False
+warnings = []
+
+
+def locked_add(lock, box: list[int]) -> int:
+    spin_lock(lock)
+    lockdep_assert_held(lock)
+    assert box, "never empty"
+    if _debug_vm and box[0] < 0:
+        warnings.append("negative")
+    box[0] += 1
+    spin_unlock(lock)
+    return box[0]
+
+
+def read(box: list[int]) -> int:
+    rcu_read_lock()
+    try:
+        return rcu_dereference(box, "box")[0]
+    finally:
+        rcu_read_unlock()
+
+
+def only_checks(lock) -> None:
+    lockdep_assert_held(lock)
+
+
+def plain(x: int) -> int:
+    return x + 1
+
+
+compile_lean(globals())
+"""
+
+
+@pytest.fixture
+def leanmod(tmp_path: Path) -> ModuleType:
+    path = tmp_path / "leanmod.py"
+    path.write_text(textwrap.dedent(SOURCE))
+    spec = importlib.util.spec_from_file_location("leanmod", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["leanmod"] = module
+    runtime.set_debug_build(False)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules["leanmod"]
+        runtime._lean[:] = [e for e in runtime._lean if e[0].__module__ != "leanmod"]
+
+
+def test_lean_twins_drop_lock_no_ops_asserts_and_debug_checks(leanmod: ModuleType) -> None:
+    twins = {
+        fn.__name__: (full, lean) for fn, full, lean in runtime._lean if fn.__module__ == "leanmod"
+    }
+    assert set(twins) == {"locked_add", "read", "only_checks"}  # plain has nothing to drop
+    full, lean = twins["locked_add"]
+    assert {"spin_lock", "spin_unlock", "lockdep_assert_held", "_debug_vm"} <= set(full.co_names)
+    assert not {"spin_lock", "spin_unlock", "lockdep_assert_held", "_debug_vm"} & set(lean.co_names)
+    assert "AssertionError" not in lean.co_names
+    full, lean = twins["read"]
+    assert not {"rcu_read_lock", "rcu_read_unlock", "rcu_dereference"} & set(lean.co_names)
+    # Same lines: a traceback from the lean code points at the source.
+    assert lean.co_firstlineno == full.co_firstlineno
+
+
+def test_lean_code_runs_in_fast_mode_and_keeps_behaviour(leanmod: ModuleType) -> None:
+    lock = object()
+    box = [-5]
+    leanmod._debug_vm = True  # a VM_WARN check: compiled away in the lean build
+    assert leanmod.locked_add(lock, box) == -4
+    assert leanmod.read(box) == -4
+    assert leanmod.warnings == []
+    with pytest.raises(IndexError):
+        leanmod.locked_add(lock, [])  # the assert is gone; the list access fails
+    leanmod.only_checks(lock)
+
+
+def test_debug_build_restores_the_full_functions(leanmod: ModuleType) -> None:
+    lock = object()
+    runtime.set_debug_build(True)
+    leanmod._debug_vm = True
+    assert leanmod.locked_add(lock, [-5]) == -4
+    assert leanmod.warnings == ["negative"]
+    with pytest.raises(AssertionError, match="never empty"):
+        leanmod.locked_add(lock, [])
+
+
+def test_checked_mode_runs_the_full_functions(leanmod: ModuleType) -> None:
+    from ghostswap.kernel.spinlock import spinlock_t
+
+    rt = CheckedRuntime(RunToCompletion())
+    runtime.install(rt)
+    try:
+        # lockdep_assert_held() without the lock: only the full code notices.
+        with pytest.raises(LockMisuse):
+            rt.run([lambda: leanmod.only_checks(spinlock_t("l"))])
+    finally:
+        runtime.install(None)
+    assert leanmod.only_checks.__code__ is runtime.lean_code_of(leanmod.only_checks)
+
+
+def test_the_swap_model_is_lean_outside_tests_and_full_inside() -> None:
+    entries = {fn: (full, lean) for fn, full, lean in runtime._lean}
+    full, lean = entries[swapfile.alloc_swap_scan_cluster]
+    assert "lockdep_assert_held" not in lean.co_names
+    # conftest selects the debug build: every function runs in full.
+    assert swapfile.alloc_swap_scan_cluster.__code__ is full
+    assert swap.__swap_cluster_lock.__code__ is entries[swap.__swap_cluster_lock][0]
+    swapfile.set_debug_vm(False)
+    assert swapfile.alloc_swap_scan_cluster.__code__ is lean
+    swapfile.set_debug_vm(True)
+    assert swapfile.alloc_swap_scan_cluster.__code__ is full
