@@ -106,6 +106,18 @@ def test_swap_traffic_matches_the_kernel(workload: str, swap: str) -> None:
 
 @pytest.mark.root
 @pytest.mark.skipif(not ROOT, reason="needs root")
+def test_madv_hugepage_mthp_swap_matches() -> None:
+    """64 KiB mTHP on zram in MADV_HUGEPAGE mappings: large folios swap out
+    and back in whole, and charges at the limit reclaim instead of falling
+    back (defrag=madvise)."""
+    rows = calibrate("seq:384MiB:2", "zram:1024MiB", mthp={"64kB": "always"}, madv_hugepage=True)
+    for counter in ("pswpout", "pswpin", "64kB swpout", "64kB swpin", "64kB anon_fault_alloc"):
+        error = rows[counter]["rel_error"]
+        assert error is not None and abs(error) <= 0.15, (counter, rows[counter])  # type: ignore[arg-type]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="needs root")
 def test_thp_swap_allocator_selftest_fallback_matches() -> None:
     rows = calibrate(
         "thp-frag",
@@ -113,7 +125,6 @@ def test_thp_swap_allocator_selftest_fallback_matches() -> None:
         ram_mib=512,
         mthp={"64kB": "always"},
         zram_algorithm="lzo",
-        madv_hugepage=True,
     )
     fallback = rows["64kB swpout_fallback %"]
     assert fallback["error_points"] is not None and abs(fallback["error_points"]) <= 5

@@ -72,3 +72,48 @@ def test_cow_of_a_shared_large_folio_splits_it():
         run(vm, reads(range(16), pid=1), reads(range(16), pid=2))
         assert vm.mismatches == 0
         assert vm.verify_resident() == 0
+
+
+def test_madvise_splits_and_merges_vmas():
+    from ghostswap.mm.mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, MmStruct
+
+    mm = MmStruct(1)
+    mm.map_range(0, 1024)
+    mm.madvise_range(256, 512, VM_HUGEPAGE, VM_NOHUGEPAGE)
+    assert [(v.start, v.end, v.flags) for v in mm.vmas] == [
+        (0, 256, 0), (256, 512, VM_HUGEPAGE), (512, 1024, 0)
+    ]  # fmt: skip
+    mm.madvise_range(512, 1024, VM_HUGEPAGE, VM_NOHUGEPAGE)
+    assert [(v.start, v.end, v.flags) for v in mm.vmas] == [(0, 256, 0), (256, 1024, VM_HUGEPAGE)]
+    mm.madvise_range(0, 1024, VM_NOHUGEPAGE, VM_HUGEPAGE)
+    assert [(v.start, v.end, v.flags) for v in mm.vmas] == [(0, 1024, VM_NOHUGEPAGE)]
+    mm.unmap_range(100, 200)
+    assert [(v.start, v.end, v.flags) for v in mm.vmas] == [
+        (0, 100, VM_NOHUGEPAGE), (200, 1024, VM_NOHUGEPAGE)
+    ]  # fmt: skip
+    mm.map_range(1024, 1100)  # not merged into a flagged neighbour
+    assert mm.vmas[-1].start == 1024 and mm.vmas[-1].flags == 0
+
+
+def test_madvise_decides_which_mthp_sizes_a_fault_may_use():
+    # "madvise" mode: only MADV_HUGEPAGE mappings get 64 KiB folios.
+    with make_vm(ram_pages=1024, mthp=["64kB:madvise"]) as vm:
+        run(vm, events([(1, "map", 0, 64), (1, "huge", 0, 32)]), writes([0, 32]))
+        assert vm.mthp.orders[4]["anon_fault_alloc"] == 1
+    # "always" mode: everything but MADV_NOHUGEPAGE mappings.
+    with make_vm(ram_pages=1024, mthp=["64kB:always"]) as vm:
+        run(vm, events([(1, "map", 0, 64), (1, "nohuge", 32, 32)]), writes([0, 32]))
+        assert vm.mthp.orders[4]["anon_fault_alloc"] == 1
+
+
+def test_madv_hugepage_lets_an_mthp_charge_reclaim():
+    """At the memcg limit an mTHP charge falls back to order 0 unless the
+    mapping is MADV_HUGEPAGE (defrag=madvise): then it reclaims instead."""
+    for advice, fallbacks in ((None, True), ("huge", False)):
+        with make_vm(ram_pages=256, swap=("zram:16MiB",), mthp=["64kB:always"]) as vm:
+            rows = [(1, "map", 0, 2048)] + ([(1, advice, 0, 2048)] if advice else [])
+            run(vm, events(rows), writes(range(0, 1024, 16)))
+            stats = vm.mthp.orders[4]
+            assert (stats["anon_fault_fallback_charge"] > 0) == fallbacks, advice
+            run(vm, reads(range(0, 1024, 16)))
+            assert vm.mismatches == 0

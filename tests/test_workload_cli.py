@@ -109,7 +109,7 @@ def test_malformed_trace_names_file_and_line(
     assert main(["trace", "info", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err == f"ghostswap trace: error: {bad}:3: unknown op 'q' (one of r, w, f, fork, " \
-        "exit, map, unmap, pageout)\n"  # fmt: skip
+        "exit, map, unmap, pageout, huge, nohuge)\n"  # fmt: skip
 
 
 def test_help_lists_the_workloads(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,9 @@ from ghostswap.workload.events import (
     OP_EXIT,
     OP_FORK,
     OP_FREE,
+    OP_HUGEPAGE,
     OP_MAP,
+    OP_NOHUGEPAGE,
     OP_PAGEOUT,
     OP_READ,
     OP_WRITE,
@@ -160,8 +162,11 @@ def test_thp_frag_follows_the_selftest() -> None:
     w = make_workload("thp-frag", seed=3, write_ratio=0.3, fill="half")
     assert w.describe()["size_pages"] == 15360 and w.describe()["frees"] == 256
     ev = np.concatenate(list(w.chunks()))
-    assert w.total_events() == len(ev) == 1 + 100 * (2 * 256 + 1)
-    rounds = ev[1:].reshape(100, 513)
+    assert w.total_events() == len(ev) == 2 + 100 * (2 * 256 + 1)
+    # mmap, then MADV_HUGEPAGE of the whole region, as the test does.
+    assert [int(op) for op in ev[:2]["op"]] == [OP_MAP, OP_HUGEPAGE]
+    assert (ev[:2]["npages"] == 15360).all()
+    rounds = ev[2:].reshape(100, 513)
     assert (rounds[:, -1]["op"] == OP_PAGEOUT).all()
     assert (rounds[:, -1]["npages"] == 15360).all()
     body = rounds[:, :-1].reshape(-1, 2)
@@ -172,6 +177,19 @@ def test_thp_frag_follows_the_selftest() -> None:
     # Picks repeat within a round, as rand() % 960 does: ~225 distinct of 256.
     distinct = [len(np.unique(r[:-1]["page"])) for r in rounds]
     assert 200 < np.mean(distinct) < 245
+
+
+def test_thp_frag_small_region_is_nohugepage_4k_pieces() -> None:
+    w = make_workload("thp-frag:small=yes:rounds=2", seed=1, write_ratio=0.3, fill="half")
+    ev = np.concatenate(list(w.chunks()))
+    assert w.total_events() == len(ev)
+    small = ev[(ev["page"] >= w.small_page) & (ev["op"] != OP_PAGEOUT)]
+    assert [int(op) for op in small[:2]["op"]] == [OP_MAP, OP_NOHUGEPAGE]
+    pieces = small[2:]
+    assert len(pieces) == 2 * 2 * 192 and (pieces["npages"] == 1).all()
+    assert (pieces["page"] < w.small_page + 256).all()
+    # The small region never touches the 60 MiB one.
+    assert w.small_page > BASE_PAGE + 15360
 
 
 def test_thp_frag_scales_frees_with_size() -> None:

@@ -239,10 +239,10 @@ def test_binary_without_exact_count_reads_to_the_end(tmp_path: Path) -> None:
 
 def test_binary_invalid_record_is_named_by_index(tmp_path: Path) -> None:
     ev = events_from(MIXED)
-    ev[6]["op"] = 9
+    ev[6]["op"] = 10
     path = tmp_path / "t.gst"
     write_binary([ev], str(path))
-    with pytest.raises(TraceError, match=rf"^{path}: event 6: unknown op 9$"):
+    with pytest.raises(TraceError, match=rf"^{path}: event 6: unknown op 10$"):
         read_all(path)
     ev = events_from(MIXED)
     ev[2]["npages"] = 0
@@ -337,7 +337,7 @@ def test_summary_of_a_known_trace(tmp_path: Path) -> None:
     s = summarize(open_trace(str(path)))
     assert s.events == 10
     assert s.ops == {"r": 2, "w": 2, "f": 1, "map": 1, "unmap": 1, "fork": 1, "exit": 1,
-                     "pageout": 1}  # fmt: skip
+                     "pageout": 1, "huge": 0, "nohuge": 0}  # fmt: skip
     assert s.pids == {1, 7, 4294967295}
     assert (s.page_min, s.page_max) == (0x40000, (1 << 64) - 1)
     assert (s.read_pages, s.write_pages) == (3, 18)

@@ -46,7 +46,6 @@ class HostSetup:
     swap_dir: str = "/var/tmp"
     mthp: dict[str, str] = field(default_factory=dict)  # "64kB" -> "always"
     zswap: str | None = None  # compressor, or None for zswap off
-    madv_hugepage: bool = False
 
 
 @dataclass

@@ -2,7 +2,7 @@
  * ghostswap-replay: perform a ghostswap event stream on the real kernel.
  *
  * Input: an events file written by ghostswap.calibrate.replayer (header
- * "GSREPLAY", version, record count, fill kind, flags; then packed records of
+ * "GSREPLAY", version, fill kind, flags (none yet), record count; then packed records of
  * pid u32, op u8, npages u32, page u64 — numpy's EVENT_DTYPE). One process:
  * events of other pids are refused when the file is written.
  *
@@ -27,9 +27,11 @@
 #define MADV_PAGEOUT 21
 #endif
 
-enum { OP_READ, OP_WRITE, OP_FREE, OP_MAP, OP_UNMAP, OP_FORK, OP_EXIT, OP_PAGEOUT };
+enum {
+	OP_READ, OP_WRITE, OP_FREE, OP_MAP, OP_UNMAP, OP_FORK, OP_EXIT, OP_PAGEOUT,
+	OP_HUGEPAGE, OP_NOHUGEPAGE,
+};
 enum { FILL_ZERO, FILL_RANDOM, FILL_HALF, FILL_TEXT };
-#define FLAG_MADV_HUGEPAGE 1u
 #define PAGE 4096ul
 #define REGION_ALIGN (2ul << 20)
 
@@ -141,7 +143,7 @@ static struct region *find(uint64_t page)
 	return NULL;
 }
 
-static struct region *map_region(uint64_t first, uint64_t npages, uint32_t flags)
+static struct region *map_region(uint64_t first, uint64_t npages)
 {
 	size_t len = npages * PAGE;
 	char *raw, *base;
@@ -154,8 +156,6 @@ static struct region *map_region(uint64_t first, uint64_t npages, uint32_t flags
 		die("mmap");
 	base = (char *)(((uintptr_t)raw + REGION_ALIGN - 1) & ~(REGION_ALIGN - 1));
 	base += (first * PAGE) % REGION_ALIGN;
-	if ((flags & FLAG_MADV_HUGEPAGE) && madvise(base, len, MADV_HUGEPAGE))
-		die("madvise(MADV_HUGEPAGE)");
 	if (nr_regions == cap_regions) {
 		cap_regions = cap_regions ? 2 * cap_regions : 16;
 		regions = realloc(regions, cap_regions * sizeof(*regions));
@@ -173,20 +173,20 @@ static struct region *map_region(uint64_t first, uint64_t npages, uint32_t flags
 }
 
 /* Pages outside any mapping get the aligned 2 MiB region around them. */
-static struct region *region_of(uint64_t page, uint32_t flags)
+static struct region *region_of(uint64_t page)
 {
 	struct region *r = find(page);
 	uint64_t per = REGION_ALIGN / PAGE;
 
-	return r ? r : map_region(page - page % per, per, flags);
+	return r ? r : map_region(page - page % per, per);
 }
 
-static void do_range(const struct event *e, uint32_t flags)
+static void do_range(const struct event *e)
 {
 	uint64_t p, end = e->page + e->npages;
 
 	for (p = e->page; p < end;) {
-		struct region *r = region_of(p, flags);
+		struct region *r = region_of(p);
 		uint64_t stop = r->first + r->npages < end ? r->first + r->npages : end;
 		char *addr = r->base + (p - r->first) * PAGE;
 		size_t len = (stop - p) * PAGE;
@@ -212,6 +212,14 @@ static void do_range(const struct event *e, uint32_t flags)
 		case OP_PAGEOUT:
 			if (madvise(addr, len, MADV_PAGEOUT) && errno != EINVAL)
 				die("madvise(MADV_PAGEOUT)");
+			break;
+		case OP_HUGEPAGE:
+			if (madvise(addr, len, MADV_HUGEPAGE))
+				die("madvise(MADV_HUGEPAGE)");
+			break;
+		case OP_NOHUGEPAGE:
+			if (madvise(addr, len, MADV_NOHUGEPAGE))
+				die("madvise(MADV_NOHUGEPAGE)");
 			break;
 		}
 		p = stop;
@@ -247,11 +255,11 @@ int main(int argc, char **argv)
 		}
 		if (e.op == OP_MAP) {
 			if (!find(e.page))
-				map_region(e.page, e.npages, h.flags);
+				map_region(e.page, e.npages);
 		} else if (e.op == OP_EXIT) {
 			break;
 		} else {
-			do_range(&e, h.flags);
+			do_range(&e);
 		}
 	}
 	printf("events %lu\nmismatches %lu\nseconds %.3f\n", (unsigned long)i, mismatches,

@@ -24,7 +24,6 @@ from ghostswap.workload.events import EVENT_DTYPE, OP_FORK
 __all__ = ["FILLS", "build_replayer", "write_replay_file"]
 
 FILLS = {"zero": 0, "random": 1, "half": 2, "text": 3}
-FLAG_MADV_HUGEPAGE = 1
 MAGIC = b"GSREPLAY"
 
 
@@ -57,9 +56,7 @@ def build_replayer() -> Path:
     return binary
 
 
-def write_replay_file(
-    path: Path, chunks: Iterable[np.ndarray], fill: str, madv_hugepage: bool = False
-) -> int:
+def write_replay_file(path: Path, chunks: Iterable[np.ndarray], fill: str) -> int:
     """Write the events for the replayer; returns how many were written.
 
     The replayer is one process: a workload that forks cannot be replayed.
@@ -68,7 +65,7 @@ def write_replay_file(
         raise HostError(f"unknown fill {fill!r}")
     count = 0
     pid: int | None = None
-    flags = FLAG_MADV_HUGEPAGE if madv_hugepage else 0
+    flags = 0
     with open(path, "wb") as out:
         out.write(struct.pack("<8sIIIIQ", MAGIC, 1, FILLS[fill], flags, 0, 0))
         for chunk in chunks:

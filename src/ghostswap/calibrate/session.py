@@ -25,7 +25,9 @@ from ghostswap.errors import ConfigError
 from ghostswap.mm.machine import MachineConfig, parse_mthp
 from ghostswap.runconfig import RunConfig
 from ghostswap.units import PAGE_SIZE
+from ghostswap.workload.events import Workload
 from ghostswap.workload.registry import make_workload
+from ghostswap.workload.transform import MadviseMapped
 
 __all__ = ["Calibration", "CalibrationResult", "run_calibration"]
 
@@ -132,9 +134,12 @@ def run_calibration(
 
     if cal.swap_kind not in ("file", "zram"):
         raise ConfigError(f"calibrate supports file and zram swap, not {cal.swap_kind!r}")
-    workload = make_workload(
+    workload: Workload = make_workload(
         cal.workload, seed=cal.seed, write_ratio=cal.write_ratio, fill=cal.fill
     )
+    if cal.madv_hugepage:
+        # Both sides see the same MADV_HUGEPAGE events after every mmap.
+        workload = MadviseMapped(workload)
     notes: list[str] = []
     host_result = None
     rotational = cal.swap_kind == "file" and swap_dir_rotational(cal.swap_dir)
@@ -147,12 +152,11 @@ def run_calibration(
             swap_dir=cal.swap_dir,
             mthp=dict(cal.mthp),
             zswap=cal.zswap,
-            madv_hugepage=cal.madv_hugepage,
         )
         replayer = build_replayer()
         with tempfile.TemporaryDirectory(prefix="ghostswap-calibrate-") as tmp:
             events = Path(tmp) / "events.bin"
-            write_replay_file(events, workload.chunks(), cal.fill, cal.madv_hugepage)
+            write_replay_file(events, workload.chunks(), cal.fill)
             host_result = run_on_host(setup, replayer, events)
         notes += host_result.notes
         if host_result.replayer.get("mismatches"):

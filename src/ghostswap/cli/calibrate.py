@@ -56,7 +56,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--madv-hugepage",
         action="store_true",
-        help="MADV_HUGEPAGE the workload's mappings (the thp-frag selftest does)",
+        help="MADV_HUGEPAGE every mapping of the workload (thp-frag does it itself)",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write-ratio", default="0.3", help="share of accesses that write")

@@ -23,6 +23,7 @@ from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.storage.content import FILL_KINDS
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
 from ghostswap.workload.events import Workload
+from ghostswap.workload.transform import MadviseMapped
 
 NAME = "run"
 HELP = "replay a workload on a machine with swap; print kernel counters and overhead"
@@ -51,6 +52,11 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--zswap-compressor", choices=("zstd", "lz4"), help="zswap's compressor (default zstd)"
+    )
+    parser.add_argument(
+        "--madv-hugepage",
+        action="store_true",
+        help="MADV_HUGEPAGE every mapping of the workload (as calibrate --madv-hugepage)",
     )
     parser.add_argument("--store", choices=("memory", "file"), help="where device pages go")
     parser.add_argument("--seed", type=int, help="workload seed")
@@ -125,6 +131,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_run_config(args.config)
     _overlay(cfg, args)
     workload = resolve_workload(cfg)
+    if args.madv_hugepage:
+        workload = MadviseMapped(workload)
     result, samples = run(cfg, workload, quiet=args.quiet or args.json == "-")
     if args.json:
         write_json(args.json, result)

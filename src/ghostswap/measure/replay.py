@@ -25,7 +25,9 @@ from ghostswap.workload.events import (
     OP_EXIT,
     OP_FORK,
     OP_FREE,
+    OP_HUGEPAGE,
     OP_MAP,
+    OP_NOHUGEPAGE,
     OP_PAGEOUT,
     OP_READ,
     OP_UNMAP,
@@ -150,6 +152,8 @@ def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:
         vm.exit(pid)
     elif op == OP_PAGEOUT:
         vm.madvise_pageout(pid, page, npages)
+    elif op in (OP_HUGEPAGE, OP_NOHUGEPAGE):
+        vm.madvise_hugepage(pid, page, npages, op == OP_HUGEPAGE)
     else:
         raise ConfigError(f"unknown event op {op}")
 

@@ -21,6 +21,7 @@ from ghostswap.config import SwapSpec, swapon_spec
 from ghostswap.errors import ConfigError
 from ghostswap.kernel import quiescent
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.gfp import Gfp
 from ghostswap.mm import memory, vmscan, workingset
 from ghostswap.mm.folio import Folio, PG_swapcache, mem_map
 from ghostswap.mm.memcontrol import MemCgroup, mem_cgroup_uncharge, try_charge_memcg
@@ -32,9 +33,12 @@ from ghostswap.mm.mm_types import (
     PTE_DIRTY,
     PTE_FRAME_SHIFT,
     PTE_YOUNG,
+    VM_HUGEPAGE,
+    VM_NOHUGEPAGE,
     FrameTable,
     MmStruct,
     PageTables,
+    Vma,
 )
 from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
 from ghostswap.mm.swap_state import swap_cache_alloc_folio
@@ -93,6 +97,7 @@ class MachineConfig:
     swap: list[SwapSpec] = field(default_factory=list)
     mthp: dict[int, str] = field(default_factory=dict)
     thp_enabled: str = "madvise"  # the top-level knob "inherit" sizes follow
+    thp_defrag: str = "madvise"  # transparent_hugepage/defrag
     zswap: bool = False
     zswap_compressor: str = "zstd"
     zswap_max_pool_percent: int = 20
@@ -108,13 +113,15 @@ class MachineConfig:
     nr_cpus: int = 2
     percpu_policy: str = "global"
 
-    def anon_orders(self) -> list[int]:
-        """Enabled mTHP orders, largest first (``madvise`` needs MADV_HUGEPAGE,
-        which no workload issues, so it counts as off)."""
+    def anon_orders(self, madvised: bool = False) -> list[int]:
+        """mTHP orders enabled for a mapping, largest first: ``always`` sizes,
+        and ``madvise`` sizes too for a ``MADV_HUGEPAGE`` mapping
+        (``thp_vma_allowable_orders``)."""
+        wanted = ("always", "madvise") if madvised else ("always",)
         enabled = []
         for order, mode in self.mthp.items():
             effective = self.thp_enabled if mode == "inherit" else mode
-            if effective == "always":
+            if effective in wanted:
                 enabled.append(order)
         return sorted(enabled, reverse=True)
 
@@ -140,6 +147,7 @@ class Machine:
             self.events.setdefault(name, 0)
         self.mthp = self.subsys.mthp
         self.anon_orders = cfg.anon_orders()
+        self.anon_orders_madvised = cfg.anon_orders(madvised=True)
         self.swappiness = cfg.swappiness
         self.page_cluster = cfg.page_cluster
         self.vma_ra_enabled = cfg.vma_ra_enabled
@@ -233,7 +241,9 @@ class Machine:
 
     def _charge_swapin(self, folio: Folio, memcg_id: int, gfp: int) -> bool:
         nr = 1 << folio.order
-        if try_charge_memcg(self, nr, may_reclaim=not folio.order):
+        # A large swap-in charge reclaims only when its gfp allows it.
+        may_reclaim = not folio.order or bool(gfp & Gfp.DIRECT_RECLAIM)
+        if try_charge_memcg(self, nr, may_reclaim=may_reclaim):
             self._pending_swapin = -1
             return True
         # The swap cache drops the folio; its frames come back here.
@@ -250,10 +260,10 @@ class Machine:
         if store is not None:
             store.discard(offset, nr)
 
-    def swap_cache_alloc(self, entry: int, orders: int) -> Folio | str:
+    def swap_cache_alloc(self, entry: int, orders: int, gfp: int = 0) -> Folio | str:
         """``swap_cache_alloc_folio`` with the VM's frames: a locked folio, or
         the errno name (frames of a folio the swap cache dropped come back)."""
-        result = swap_cache_alloc_folio(self.subsys, entry, 0, orders)
+        result = swap_cache_alloc_folio(self.subsys, entry, gfp, orders)
         if not isinstance(result, Folio) and self._pending_swapin >= 0:
             head = self._pending_swapin
             self._pending_swapin = -1
@@ -380,6 +390,33 @@ class Machine:
         mm = self.mm(pid)
         if mm is not None and npages > 0:
             memory.zap_pte_range(self, mm, page, page + npages)
+
+    def vma_anon_orders(self, vma: Vma) -> list[int]:
+        """The mTHP orders a fault in `vma` may allocate (none after
+        ``MADV_NOHUGEPAGE``)."""
+        if vma.flags & VM_NOHUGEPAGE:
+            return []
+        return self.anon_orders_madvised if vma.flags & VM_HUGEPAGE else self.anon_orders
+
+    def vma_thp_may_reclaim(self, vma: Vma) -> bool:
+        """Does a large folio's allocation (and charge) in `vma` allow direct
+        reclaim? ``vma_thp_gfp_mask``: with ``defrag=always``, or with
+        ``madvise``/``defer+madvise`` for a ``MADV_HUGEPAGE`` mapping."""
+        defrag = self.cfg.thp_defrag
+        return defrag == "always" or (
+            defrag in ("madvise", "defer+madvise") and bool(vma.flags & VM_HUGEPAGE)
+        )
+
+    def madvise_hugepage(self, pid: int, page: int, npages: int, on: bool) -> None:
+        """``MADV_HUGEPAGE`` (`on`) or ``MADV_NOHUGEPAGE`` over a range."""
+        mm = self.mm(pid)
+        if mm is None or npages <= 0:
+            return
+        self._check_range(page, npages)
+        if on:
+            mm.madvise_range(page, page + npages, VM_HUGEPAGE, VM_NOHUGEPAGE)
+        else:
+            mm.madvise_range(page, page + npages, VM_NOHUGEPAGE, VM_HUGEPAGE)
 
     def madvise_pageout(self, pid: int, page: int, npages: int) -> int:
         mm = self.mm(pid)

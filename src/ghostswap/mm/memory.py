@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.gfp import Gfp
 from ghostswap.mm import swapfile, vmscan
 from ghostswap.mm.folio import Folio, PG_locked
 from ghostswap.mm.huge_memory import split_folio
@@ -125,7 +126,9 @@ def alloc_anon_folio(vm: Machine, vma: Vma, page: int, pti: int) -> tuple[int, i
     head -1 when even order 0 cannot be charged (OOM)."""
     frames = vm.frames
     mthp = vm.mthp
-    for order in vm.anon_orders:
+    orders = vm.vma_anon_orders(vma)
+    may_reclaim = bool(orders) and vm.vma_thp_may_reclaim(vma)
+    for order in orders:
         nr = 1 << order
         start = page & ~(nr - 1)
         if start < vma.start or start + nr > vma.end:
@@ -137,8 +140,9 @@ def alloc_anon_folio(vm: Machine, vma: Vma, page: int, pti: int) -> tuple[int, i
         if head < 0:
             mthp.count(order, "anon_fault_fallback")
             continue
-        # No direct reclaim for an mTHP charge (defrag=madvise, no MADV_HUGEPAGE).
-        if try_charge_memcg(vm, nr, may_reclaim=False):
+        # An mTHP charge reclaims only as vma_thp_gfp_mask() allows (with
+        # defrag=madvise: only in a MADV_HUGEPAGE mapping).
+        if try_charge_memcg(vm, nr, may_reclaim=may_reclaim):
             mthp.count(order, "anon_fault_alloc")
             return head, order
         frames.free(head, order)
@@ -231,7 +235,7 @@ def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) ->
     swap offset, and none of which zswap holds."""
     orders = 1
     pte = vm.pt.pte_mv
-    for order in vm.anon_orders:
+    for order in vm.vma_anon_orders(vma):
         if order >= PMD_ORDER:
             continue
         nr = 1 << order
@@ -260,7 +264,8 @@ def _swapin_folio(
     si = subsys.swap_info[entry >> SWP_TYPE_SHIFT]
     assert si is not None
     if si.flags & SWP_SYNCHRONOUS_IO:
-        result = vm.swap_cache_alloc(entry, thp_swapin_orders(vm, vma, page, pti, entry))
+        gfp = Gfp.DIRECT_RECLAIM if vm.vma_thp_may_reclaim(vma) else 0
+        result = vm.swap_cache_alloc(entry, thp_swapin_orders(vm, vma, page, pti, entry), gfp)
         if isinstance(result, Folio):
             from ghostswap.mm import page_io
 

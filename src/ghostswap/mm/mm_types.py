@@ -80,22 +80,34 @@ def pte_to_frame(pte: int) -> int:
     return pte >> PTE_FRAME_SHIFT
 
 
+# vm_flags the anonymous VM looks at (include/linux/mm.h).
+VM_HUGEPAGE = 1 << 0  # MADV_HUGEPAGE
+VM_NOHUGEPAGE = 1 << 1  # MADV_NOHUGEPAGE
+
+
 class Vma:
     """``struct vm_area_struct`` of an anonymous private mapping
-    ``[start, end)`` (pages), with its swap readahead state
-    (``vma->swap_readahead_info``: last fault page, window, hits)."""
+    ``[start, end)`` (pages): its THP madvise flags and its swap readahead
+    state (``vma->swap_readahead_info``: last fault page, window, hits)."""
 
-    __slots__ = ("end", "ra_hits", "ra_prev", "ra_win", "start")
+    __slots__ = ("end", "flags", "ra_hits", "ra_prev", "ra_win", "start")
 
-    def __init__(self, start: int, end: int) -> None:
+    def __init__(self, start: int, end: int, flags: int = 0) -> None:
         self.start = start
         self.end = end
+        self.flags = flags
         self.ra_prev = -1
         self.ra_win = 0
         self.ra_hits = 4  # GET_SWAP_RA_VAL of an empty value
 
+    def split(self, start: int, end: int) -> Vma:
+        """A piece ``[start, end)`` of this VMA with its flags and readahead state."""
+        piece = Vma(start, end, self.flags)
+        piece.ra_prev, piece.ra_win, piece.ra_hits = self.ra_prev, self.ra_win, self.ra_hits
+        return piece
+
     def __repr__(self) -> str:
-        return f"<vma {self.start:#x}-{self.end:#x}>"
+        return f"<vma {self.start:#x}-{self.end:#x} flags={self.flags:#x}>"
 
 
 class MmStruct:
@@ -121,20 +133,50 @@ class MmStruct:
         return None
 
     def map_range(self, start: int, end: int) -> Vma:
-        """Add ``[start, end)``, merging with overlapping or adjacent VMAs."""
+        """Add ``[start, end)``, merging with overlapping VMAs and with
+        adjacent ones that have no madvise flags (``vma_merge`` needs equal
+        flags)."""
         keep: list[Vma] = []
         for vma in self.vmas:
-            if vma.end < start or vma.start > end:
+            adjacent = vma.end == start or vma.start == end
+            if vma.end < start or vma.start > end or (adjacent and vma.flags):
                 keep.append(vma)
             else:
                 start = min(start, vma.start)
                 end = max(end, vma.end)
         new = Vma(start, end)
         keep.append(new)
-        keep.sort(key=lambda v: v.start)
-        self.vmas = keep
-        self.vma_starts = [v.start for v in keep]
+        self._set(keep)
         return new
+
+    def madvise_range(self, start: int, end: int, set_flags: int, clear_flags: int) -> None:
+        """``madvise_update_vma``: split the VMAs at the range's edges, change
+        the flags inside it, merge neighbours that end up alike."""
+        keep: list[Vma] = []
+        for vma in self.vmas:
+            if vma.end <= start or vma.start >= end:
+                keep.append(vma)
+                continue
+            if vma.start < start:
+                keep.append(vma.split(vma.start, start))
+            inside = vma.split(max(vma.start, start), min(vma.end, end))
+            inside.flags = (inside.flags & ~clear_flags) | set_flags
+            keep.append(inside)
+            if vma.end > end:
+                keep.append(vma.split(end, vma.end))
+        self._set(keep)
+
+    def _set(self, vmas: list[Vma]) -> None:
+        vmas.sort(key=lambda v: v.start)
+        merged: list[Vma] = []
+        for vma in vmas:
+            last = merged[-1] if merged else None
+            if last is not None and last.end == vma.start and last.flags == vma.flags:
+                last.end = vma.end
+            else:
+                merged.append(vma)
+        self.vmas = merged
+        self.vma_starts = [v.start for v in merged]
 
     def unmap_range(self, start: int, end: int) -> None:
         """Remove ``[start, end)``, splitting VMAs that straddle it."""
@@ -144,12 +186,10 @@ class MmStruct:
                 keep.append(vma)
                 continue
             if vma.start < start:
-                keep.append(Vma(vma.start, start))
+                keep.append(vma.split(vma.start, start))
             if vma.end > end:
-                keep.append(Vma(end, vma.end))
-        keep.sort(key=lambda v: v.start)
-        self.vmas = keep
-        self.vma_starts = [v.start for v in keep]
+                keep.append(vma.split(end, vma.end))
+        self._set(keep)
 
 
 class PageTables:

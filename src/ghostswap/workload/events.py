@@ -15,6 +15,9 @@ numbers are virtual page numbers, i.e. address >> 12):
 ``OP_FORK``     fork: ``page`` is the child's pid, which shares everything
 ``OP_EXIT``     the process exits, freeing all it holds
 ``OP_PAGEOUT``  ``MADV_PAGEOUT`` the range (reclaim it now)
+``OP_HUGEPAGE``, ``OP_NOHUGEPAGE``  ``MADV_HUGEPAGE``/``MADV_NOHUGEPAGE``
+    the range (which mTHP sizes a fault may use, and whether their
+    allocation may reclaim)
 
 A process that touches pages outside any mapping gets an implicit mapping
 of the aligned 2 MiB region around them (traces carry no mmap calls).
@@ -32,8 +35,10 @@ __all__ = [
     "OP_EXIT",
     "OP_FORK",
     "OP_FREE",
+    "OP_HUGEPAGE",
     "OP_MAP",
     "OP_NAMES",
+    "OP_NOHUGEPAGE",
     "OP_PAGEOUT",
     "OP_READ",
     "OP_UNMAP",
@@ -50,6 +55,8 @@ OP_UNMAP = 4
 OP_FORK = 5
 OP_EXIT = 6
 OP_PAGEOUT = 7
+OP_HUGEPAGE = 8
+OP_NOHUGEPAGE = 9
 
 OP_NAMES = {
     OP_READ: "r",
@@ -60,6 +67,8 @@ OP_NAMES = {
     OP_FORK: "fork",
     OP_EXIT: "exit",
     OP_PAGEOUT: "pageout",
+    OP_HUGEPAGE: "huge",
+    OP_NOHUGEPAGE: "nohuge",
 }
 
 EVENT_DTYPE = np.dtype([("pid", "<u4"), ("op", "u1"), ("npages", "<u4"), ("page", "<u8")])

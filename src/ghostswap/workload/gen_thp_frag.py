@@ -1,8 +1,8 @@
 """``thp-frag:SIZE[:ROUNDS]``: the kernel's mTHP swap-fragmentation selftest.
 
 Replays ``tools/testing/selftests/mm/thp_swap_allocator_test.c`` (Barry
-Song) as events. The test maps 60 MiB (64 KiB aligned, ``MADV_HUGEPAGE``)
-and runs 100 iterations of:
+Song) as events. The test maps 60 MiB (64 KiB aligned, ``MADV_HUGEPAGE``:
+:data:`OP_HUGEPAGE`) and runs 100 iterations of:
 
 1. 256 times: pick a random 64 KiB-aligned chunk (``rand() % chunks``),
    ``MADV_DONTNEED`` it (:data:`OP_FREE`) and ``memset`` it again
@@ -21,9 +21,10 @@ test's 16/60 share (``frees=N`` overrides it) and ``chunk`` (default 64KiB)
 the folio size. ``rng=glibc`` draws the chunks with glibc's ``rand()``
 seeded by ``srand(--seed)``, so ``--seed 1`` picks exactly the chunks the
 real test picks (it never calls ``srand``); the default draws them with
-numpy. ``--write-ratio`` does not apply: the test always writes. Not
-modelled: the test's ``-s`` small-folio region (``MADV_NOHUGEPAGE`` has
-no event).
+numpy. ``--write-ratio`` does not apply: the test always writes.
+``small=yes`` adds the test's ``-s`` region: 1 MiB with
+``MADV_NOHUGEPAGE`` (:data:`OP_NOHUGEPAGE`), of which 192 random 4 KiB
+pages are freed and rewritten each round, and paged out with the rest.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from ghostswap.errors import ConfigError
-from ghostswap.workload.events import OP_FREE, OP_MAP, OP_PAGEOUT, OP_WRITE, make_events
+from ghostswap.workload.events import (
+    OP_FREE,
+    OP_HUGEPAGE,
+    OP_MAP,
+    OP_NOHUGEPAGE,
+    OP_PAGEOUT,
+    OP_WRITE,
+    make_events,
+)
 from ghostswap.workload.generator import BASE_PAGE, MAIN_PID, Generator, one_event
 from ghostswap.workload.spec import Param, parse_count, parse_pages
 
@@ -43,6 +52,8 @@ __all__ = ["ThpFragWorkload", "fallback_percentage", "glibc_rand"]
 SELFTEST_PAGES = (60 << 20) >> 12
 SELFTEST_ROUNDS = 100
 SELFTEST_FREE_SHARE = (16, 60)  # TOTAL_DONTNEED_MTHP / MEMSIZE_MTHP
+SMALL_PAGES = (1 << 20) >> 12  # MEMSIZE_SMALLFOLIO
+SMALL_FREES = 192  # TOTAL_DONTNEED_SMALLFOLIO / 4 KiB
 
 
 def glibc_rand(seed: int, n: int) -> np.ndarray:
@@ -88,6 +99,13 @@ def fallback_percentage(before: Mapping[str, int], after: Mapping[str, int]) -> 
     return fallback / (fallback + swpout) * 100
 
 
+def _parse_yes_no(text: str, what: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("yes", "no"):
+        raise ConfigError(f"{what}: {text!r} is not yes or no")
+    return value == "yes"
+
+
 def _parse_rng(text: str, what: str) -> str:
     value = text.strip().lower()
     if value not in ("numpy", "glibc"):
@@ -97,7 +115,7 @@ def _parse_rng(text: str, what: str) -> str:
 
 class ThpFragWorkload(Generator):
     NAME = "thp-frag"
-    USAGE = "thp-frag[:SIZE][:ROUNDS][:chunk=64KiB][:frees=N][:rng=numpy|glibc]"
+    USAGE = "thp-frag[:SIZE][:ROUNDS][:chunk=64KiB][:frees=N][:rng=numpy|glibc][:small=yes]"
     SUMMARY = (
         "the thp_swap_allocator_test selftest: rounds of random MADV_DONTNEED + rewrite "
         "of 64 KiB chunks, then MADV_PAGEOUT of the region (SIZE default 60MiB, 100 rounds)"
@@ -108,6 +126,7 @@ class ThpFragWorkload(Generator):
         Param("chunk", parse_pages, 16, unit="pages"),
         Param("frees", parse_count, None),
         Param("rng", _parse_rng, "numpy"),
+        Param("small", _parse_yes_no, False),
     )
 
     def _check(self) -> None:
@@ -124,8 +143,19 @@ class ThpFragWorkload(Generator):
     def nchunks(self) -> int:
         return self.params["size"] // self.params["chunk"]
 
+    @property
+    def small_page(self) -> int:
+        """First page of the ``-s`` region: past the main one, not adjacent."""
+        per_pmd = 512
+        end = BASE_PAGE + self.params["size"]
+        return (end + per_pmd - 1) // per_pmd * per_pmd + per_pmd
+
     def total_events(self) -> int:
-        return 1 + self.params["rounds"] * (2 * self.params["frees"] + 1)
+        rounds = self.params["rounds"]
+        events = 2 + rounds * (2 * self.params["frees"] + 1)
+        if self.params["small"]:
+            events += 2 + rounds * (2 * SMALL_FREES + 1)
+        return events
 
     def _picks(self, rng: np.random.Generator) -> np.ndarray:
         """Chunk indexes for every round, as the test's ``rand() % chunks``."""
@@ -136,7 +166,12 @@ class ThpFragWorkload(Generator):
 
     def _generate(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
         npages, chunk, frees = self.params["size"], self.params["chunk"], self.params["frees"]
+        small = self.params["small"]
         yield one_event(MAIN_PID, OP_MAP, BASE_PAGE, npages)
+        yield one_event(MAIN_PID, OP_HUGEPAGE, BASE_PAGE, npages)
+        if small:
+            yield one_event(MAIN_PID, OP_MAP, self.small_page, SMALL_PAGES)
+            yield one_event(MAIN_PID, OP_NOHUGEPAGE, self.small_page, SMALL_PAGES)
         picks = self._picks(rng).reshape(self.params["rounds"], frees)
         for round_picks in picks:
             ev = make_events(2 * frees + 1)
@@ -149,3 +184,18 @@ class ThpFragWorkload(Generator):
             ev["op"][1:-1:2] = OP_WRITE
             ev[-1] = (MAIN_PID, OP_PAGEOUT, npages, BASE_PAGE)
             yield ev
+            if small:
+                yield self._small_round(rng)
+
+    def _small_round(self, rng: np.random.Generator) -> np.ndarray:
+        """The ``-s`` part of a round: 4 KiB frees and rewrites, then pageout."""
+        ev = make_events(2 * SMALL_FREES + 1)
+        ev["pid"] = MAIN_PID
+        ev["npages"] = 1
+        pages = self.small_page + rng.integers(0, SMALL_PAGES, SMALL_FREES).astype(np.uint64)
+        ev["page"][0:-1:2] = pages
+        ev["page"][1:-1:2] = pages
+        ev["op"][0:-1:2] = OP_FREE
+        ev["op"][1:-1:2] = OP_WRITE
+        ev[-1] = (MAIN_PID, OP_PAGEOUT, SMALL_PAGES, self.small_page)
+        return ev

@@ -21,8 +21,10 @@ from ghostswap.errors import TraceError
 from ghostswap.workload.events import (
     OP_FORK,
     OP_FREE,
+    OP_HUGEPAGE,
     OP_MAP,
     OP_NAMES,
+    OP_NOHUGEPAGE,
     OP_PAGEOUT,
     OP_READ,
     OP_UNMAP,
@@ -48,7 +50,7 @@ DEFAULT_TRACE_FILL = "half"
 BLOCK_BYTES = 1 << 20
 MAX_LINE_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
-RANGE_OPS = (OP_READ, OP_WRITE, OP_FREE, OP_MAP, OP_UNMAP, OP_PAGEOUT)
+RANGE_OPS = (OP_READ, OP_WRITE, OP_FREE, OP_MAP, OP_UNMAP, OP_PAGEOUT, OP_HUGEPAGE, OP_NOHUGEPAGE)
 _MAX_OP = max(OP_NAMES)
 _U64 = (1 << 64) - 1
 

@@ -10,7 +10,8 @@
   empty);
 
 and, as an extension, ``map`` / ``unmap`` (``mmap`` / ``munmap`` the
-range) and ``pageout`` (``MADV_PAGEOUT`` the range). Numbers are decimal
+range), ``pageout`` (``MADV_PAGEOUT`` the range) and ``huge`` /
+``nohuge`` (``MADV_HUGEPAGE`` / ``MADV_NOHUGEPAGE``). Numbers are decimal
 (``page`` may be ``0x`` hex); ``page`` is a virtual page number (address
 >> 12). Blank lines and lines starting with ``#`` are skipped; fields may
 carry spaces around them; the file may be gzip-compressed.
@@ -35,8 +36,10 @@ from ghostswap.workload.events import (
     OP_EXIT,
     OP_FORK,
     OP_FREE,
+    OP_HUGEPAGE,
     OP_MAP,
     OP_NAMES,
+    OP_NOHUGEPAGE,
     OP_PAGEOUT,
     OP_READ,
     OP_UNMAP,
@@ -64,6 +67,8 @@ OPS = {
     "map": OP_MAP,
     "unmap": OP_UNMAP,
     "pageout": OP_PAGEOUT,
+    "huge": OP_HUGEPAGE,
+    "nohuge": OP_NOHUGEPAGE,
 }
 _NEWLINE, _COMMA = ord("\n"), ord(",")
 _U32 = (1 << 32) - 1
@@ -290,7 +295,7 @@ def _open(path: str, fill: str | None, options: TraceOptions) -> CsvTrace:
 FORMAT = TraceFormat(
     name="csv",
     extensions=(".csv", ".csv.gz"),
-    summary=f"CSV, header {HEADER}; ops r w f fork exit (+ map unmap pageout)",
+    summary=f"CSV, header {HEADER}; ops r w f fork exit (+ map unmap pageout huge nohuge)",
     sniff=_sniff,
     open=_open,
     write=write_csv,
