@@ -284,7 +284,7 @@ def do_swap_page(
     entry = pte_to_swp_entry(value)
     folio = swap_cache_get_folio(subsys, entry)
     if folio is not None:
-        swap_update_readahead(vm, folio, vma)
+        swap_update_readahead(vm, folio, vma, page)
     else:
         got = _swapin_folio(vm, mm, vma, pti, page, entry)
         if not isinstance(got, Folio):
