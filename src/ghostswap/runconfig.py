@@ -25,7 +25,7 @@ The TOML file::
     compressor = "zstd"       # zstd | lz4
     max_pool_percent = 50
     accept_threshold_percent = 90
-    shrinker = true
+    shrinker = true           # registers the pressure shrinker: not modelled, no effect
 
     [workload]
     spec = "zipf:512MiB:400k"

@@ -21,6 +21,7 @@ from ghostswap.config import SwapSpec, swapon_spec
 from ghostswap.errors import ConfigError
 from ghostswap.kernel import quiescent
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.workqueue import cancel_work, flush_work
 from ghostswap.mm import memory, vmscan, workingset
 from ghostswap.mm.folio import Folio, PG_swapcache, mem_map
 from ghostswap.mm.memcontrol import MemCgroup, mem_cgroup_uncharge, try_charge_memcg
@@ -38,7 +39,7 @@ from ghostswap.mm.mm_types import (
 )
 from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
 from ghostswap.mm.swap_state import swap_cache_alloc_folio
-from ghostswap.mm.zswap import Zswap, zswap_invalidate
+from ghostswap.mm.zswap import Zswap, zswap_invalidate, zswap_shrink_worker
 from ghostswap.storage.base import SwapStore, make_store
 from ghostswap.storage.content import FILL_KINDS, make_token
 
@@ -181,6 +182,7 @@ class Machine:
                 cfg.zswap_accept_threshold_percent,
                 cfg.zswap_shrinker,
             )
+            self.zswap.shrink_work.func = lambda: zswap_shrink_worker(self)
         self.stores: dict[int, SwapStore] = {}
         hooks = self.subsys.hooks
         hooks.swapin_folio_alloc = self._swapin_folio_alloc
@@ -207,6 +209,8 @@ class Machine:
     # -- lifetime ------------------------------------------------------------------
     def close(self) -> None:
         """Release the stores (files are deleted) and this machine's folios."""
+        if self.zswap is not None:
+            cancel_work(self.zswap.shrink_work)
         for store in self.stores.values():
             store.close()
         self.stores.clear()
@@ -363,6 +367,7 @@ class Machine:
             return
         if memory.handle_mm_fault(self, mm, page, write) == memory.VM_FAULT_OOM:
             self.oom_kill(mm)
+        self.run_deferred()
 
     def map(self, pid: int, page: int, npages: int) -> None:
         mm = self.mm(pid)
@@ -385,7 +390,17 @@ class Machine:
         mm = self.mm(pid)
         if mm is None or npages <= 0:
             return 0
-        return memory.madvise_pageout(self, mm, page, page + npages)
+        reclaimed = memory.madvise_pageout(self, mm, page, page + npages)
+        self.run_deferred()
+        return reclaimed
+
+    def run_deferred(self) -> None:
+        """Work the operation just finished queued for another CPU: zswap's
+        shrink worker runs now, after the reclaim that queued it (the other
+        deferred work waits for :func:`ghostswap.kernel.quiescent`)."""
+        zswap = self.zswap
+        if zswap is not None and zswap.shrink_work.pending:
+            flush_work(zswap.shrink_work)
 
     def fork(self, pid: int, child_pid: int) -> None:
         parent = self.mm(pid)
