@@ -191,9 +191,10 @@ def zswap_store(vm: Machine, folio: Folio, head: int) -> bool:
     for i in range(nr):
         data = compress(expand(tokens[head + i]))  # type: ignore[operator]
         if len(data) >= PAGE_SIZE:
-            # Incompressible: stored as is when writeback could take it
-            # instead, as the kernel does; a ghost entry has no such choice
-            # either way, so it is kept too.
+            # Incompressible: zswap_compress() stores it raw unless
+            # mem_cgroup_zswap_writeback_enabled() is false. Patch 13/15 stops
+            # ghost writeback in zswap_writeback_entry (-EINVAL for SWP_GHOST),
+            # not through that predicate, so a ghost entry is stored raw too.
             data = expand(tokens[head + i])
             zswap.stats["stored_incompressible_pages"] += 1
         old = entries.pop(entry + i, None)
