@@ -1,4 +1,4 @@
-from ghostswap.mm.mm_types import PTE_PRESENT
+from ghostswap.mm.mm_types import PTE_PRESENT, pte_to_swp_entry
 from tests.vmhelpers import events, make_vm, reads, run, writes
 
 
@@ -72,3 +72,32 @@ def test_cow_of_a_shared_large_folio_splits_it():
         run(vm, reads(range(16), pid=1), reads(range(16), pid=2))
         assert vm.mismatches == 0
         assert vm.verify_resident() == 0
+
+
+def test_a_large_swapin_that_loses_a_race_gives_its_frames_back():
+    # Another CPU reads one page of the range in between the check and the
+    # recheck of an order-4 swap-in: the recheck fails (EBUSY), the swap cache
+    # drops the large folio and its frames come back, order 0 succeeds.
+    from ghostswap.mm.swap_readahead import swap_cache_read_folio
+
+    with make_vm(ram_pages=1024, swap=("zram:16MiB",), mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(16)), events([(1, "pageout", 0, 16)]))
+        hooks = vm.subsys.hooks
+        alloc = hooks.swapin_folio_alloc
+        entry5 = pte_to_swp_entry(vm.pt.pte_mv[vm.pt.pti(1, 5, create=False)])
+
+        def racing_alloc(order, gfp, memcg_id):
+            folio = alloc(order, gfp, memcg_id)
+            if order:
+                hooks.swapin_folio_alloc = alloc
+                swap_cache_read_folio(vm, entry5, False)
+            return folio
+
+        hooks.swapin_folio_alloc = racing_alloc
+        free_before = vm.frames.free_frames
+        run(vm, reads([0]))  # check_machine: every frame allocated is charged
+        assert vm.mthp.orders[4]["swpin_fallback"] == 1
+        assert vm.mthp.orders[4]["swpin"] == 0
+        assert vm.frames.free_frames == free_before - 2  # page 0 and page 5 only
+        run(vm, reads(range(16)))
+        assert vm.mismatches == 0

@@ -186,12 +186,12 @@ class Machine:
         self.stores: dict[int, SwapStore] = {}
         hooks = self.subsys.hooks
         hooks.swapin_folio_alloc = self._swapin_folio_alloc
+        hooks.swapin_folio_free = self._swapin_folio_free
         hooks.memcg_charge_swapin = self._charge_swapin
         hooks.slot_free_notify = self._slot_free_notify
         hooks.workingset_refault = lambda folio, shadow: workingset.workingset_refault(
             self, folio, shadow
         )
-        self._pending_swapin: int = -1
         self.replay_window = 8192  # the replay loop's classification window
         # Set by the replay loop while bulk hits are pending: applies them.
         self.sync_hits: Callable[[], None] = lambda: None
@@ -230,21 +230,18 @@ class Machine:
         head = self.frames.alloc(order)
         if head < 0:
             return None
-        self._pending_swapin = head
         folio = Folio(self.pfn_base + head, order, memcg_id)
         mem_map[folio.pfn] = folio
         return folio
 
+    def _swapin_folio_free(self, folio: Folio) -> None:
+        """The swap cache dropped a swap-in folio before use: its frames
+        come back (it was never charged)."""
+        mem_map.pop(folio.pfn, None)
+        self.frames.free(folio.pfn - self.pfn_base, folio.order)
+
     def _charge_swapin(self, folio: Folio, memcg_id: int, gfp: int) -> bool:
-        nr = 1 << folio.order
-        if try_charge_memcg(self, nr, may_reclaim=not folio.order):
-            self._pending_swapin = -1
-            return True
-        # The swap cache drops the folio; its frames come back here.
-        head = folio.pfn - self.pfn_base
-        self.frames.free(head, folio.order)
-        self._pending_swapin = -1
-        return False
+        return try_charge_memcg(self, 1 << folio.order, may_reclaim=not folio.order)
 
     def _slot_free_notify(self, si: object, offset: int, nr: int) -> None:
         type_ = si.type  # type: ignore[attr-defined]
@@ -255,16 +252,9 @@ class Machine:
             store.discard(offset, nr)
 
     def swap_cache_alloc(self, entry: int, orders: int) -> Folio | str:
-        """``swap_cache_alloc_folio`` with the VM's frames: a locked folio, or
-        the errno name (frames of a folio the swap cache dropped come back)."""
-        result = swap_cache_alloc_folio(self.subsys, entry, 0, orders)
-        if not isinstance(result, Folio) and self._pending_swapin >= 0:
-            head = self._pending_swapin
-            self._pending_swapin = -1
-            mem_map.pop(self.pfn_base + head, None)
-            self.frames.free(head, self.frames.order_mv[head])
-        self._pending_swapin = -1
-        return result
+        """``swap_cache_alloc_folio`` with the VM's frames: a locked folio,
+        or the errno name."""
+        return swap_cache_alloc_folio(self.subsys, entry, 0, orders)
 
     # -- folio helpers ----------------------------------------------------------------
     def swapcache_folio(self, head: int) -> Folio | None:

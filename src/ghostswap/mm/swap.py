@@ -27,7 +27,7 @@ from ghostswap.kernel.rcu import rcu_read_lock, rcu_read_unlock
 from ghostswap.kernel.spinlock import local_lock_t, spin_lock, spin_unlock, spinlock_t
 from ghostswap.kernel.workqueue import WorkStruct
 from ghostswap.kernel.xarray import XArray, xa_load
-from ghostswap.mm.folio import Folio, folio_alloc
+from ghostswap.mm.folio import Folio, folio_alloc, folio_free
 from ghostswap.mm.seed_reverts import SeedReverts
 from ghostswap.mm.swap_table import SwapExtendTable, SwapMemcgTable, SwapTable
 from ghostswap.mm.vmstat import MthpStats, VmEvents
@@ -188,8 +188,9 @@ class SwapHooks:
     """Where the swap model calls out to the layers above it.
 
     The defaults make the swap model usable on its own: swap-in folios come
-    from the folio allocator, memcg charges succeed, freed slots notify
-    nobody, and swapoff has no page tables to walk.
+    from the folio allocator (and go back to it when the swap cache drops
+    them before use), memcg charges succeed, freed slots notify nobody, and
+    swapoff has no page tables to walk.
     """
 
     __slots__ = (
@@ -197,6 +198,7 @@ class SwapHooks:
         "memcg_charge_swapin",
         "slot_free_notify",
         "swapin_folio_alloc",
+        "swapin_folio_free",
         "unuse",
         "workingset_refault",
     )
@@ -205,6 +207,8 @@ class SwapHooks:
         self.swapin_folio_alloc: Callable[[int, int, int], Folio | None] = (
             lambda order, gfp, memcg_id: folio_alloc(order, gfp, memcg_id)
         )
+        # The last folio_put of a swap-in folio that never left __swap_cache_alloc.
+        self.swapin_folio_free: Callable[[Folio], None] = folio_free
         self.memcg_charge_swapin: Callable[[Folio, int, int], bool] = lambda f, m, g: True
         self.slot_free_notify: Callable[[SwapInfo, int, int], None] | None = None
         self.unuse: Callable[[SwapInfo], None] | None = None

@@ -23,7 +23,6 @@ from ghostswap.mm.folio import (
     PG_swapbacked,
     PG_swapcache,
     PG_uptodate,
-    folio_free,
     mem_map,
 )
 from ghostswap.mm.swap import (
@@ -288,7 +287,7 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     if err or shadow_check != shadow:
         if ci is not None:
             swap_cluster_unlock(ci)
-        folio_free(folio)
+        subsys.hooks.swapin_folio_free(folio)
         # A changed shadow means the slot was reused: the caller retries.
         return err or "EAGAIN"
     assert ci is not None
@@ -305,7 +304,7 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
         spin_unlock(ci.lock)
         folio.flags &= ~PG_locked
         folio._refcount -= nr_pages
-        folio_free(folio)
+        subsys.hooks.swapin_folio_free(folio)
         subsys.mthp.count(order, "swpin_fallback_charge")
         return "ENOMEM"
     refault = subsys.hooks.workingset_refault
