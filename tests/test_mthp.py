@@ -101,3 +101,21 @@ def test_a_large_swapin_that_loses_a_race_gives_its_frames_back():
         assert vm.frames.free_frames == free_before - 2  # page 0 and page 5 only
         run(vm, reads(range(16)))
         assert vm.mismatches == 0
+
+
+def test_a_large_swapin_over_zswap_entries_falls_back_and_counts_it():
+    # Phase IV: the order is tried, zswap's presence is found once the folio
+    # is in the swap cache, the insert is undone and swpin_fallback counted.
+    with make_vm(ram_pages=1024, swap=("zram:16MiB",), mthp=["64kB:always"], zswap=True,
+                 zswap_max_pool_percent=100) as vm:  # fmt: skip
+        run(vm, writes(range(16)), events([(1, "pageout", 0, 16)]))
+        assert vm.events["zswpout"] == 16
+        run(vm, reads([0]))
+        stats = vm.mthp.orders[4]
+        assert stats["swpin_fallback"] == 1 and stats["swpin"] == 0
+        assert stats["swpin_fallback_charge"] == 0
+        assert vm.events["zswpin"] == 1 and vm.events["pgmajfault"] == 1
+        # Page 0 is mapped now, so the range no longer suits order 4 at all.
+        run(vm, reads(range(16)))
+        assert stats["swpin_fallback"] == 1
+        assert vm.events["zswpin"] == 16 and vm.mismatches == 0

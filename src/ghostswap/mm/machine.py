@@ -39,7 +39,12 @@ from ghostswap.mm.mm_types import (
 )
 from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
 from ghostswap.mm.swap_state import swap_cache_alloc_folio
-from ghostswap.mm.zswap import Zswap, zswap_invalidate, zswap_shrink_worker
+from ghostswap.mm.zswap import (
+    Zswap,
+    zswap_invalidate,
+    zswap_is_present,
+    zswap_shrink_worker,
+)
 from ghostswap.storage.base import SwapStore, make_store
 from ghostswap.storage.content import FILL_KINDS, make_token
 
@@ -183,6 +188,10 @@ class Machine:
                 cfg.zswap_shrinker,
             )
             self.zswap.shrink_work.func = lambda: zswap_shrink_worker(self)
+            zswap = self.zswap
+            self.subsys.hooks.zswap_is_present = lambda entry, nr: zswap_is_present(
+                zswap, entry, nr
+            )
         self.stores: dict[int, SwapStore] = {}
         hooks = self.subsys.hooks
         hooks.swapin_folio_alloc = self._swapin_folio_alloc

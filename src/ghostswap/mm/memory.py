@@ -46,7 +46,6 @@ from ghostswap.mm.rmap import folio_add_anon_rmap, folio_remove_rmap
 from ghostswap.mm.swap import PMD_ORDER, SWP_SYNCHRONOUS_IO, SWP_TYPE_SHIFT
 from ghostswap.mm.swap_readahead import swap_update_readahead, swapin_readahead
 from ghostswap.mm.swap_state import swap_cache_get_folio
-from ghostswap.mm.zswap import zswap_is_present
 
 if TYPE_CHECKING:
     from ghostswap.mm.machine import Machine
@@ -225,10 +224,11 @@ def _unmap_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> No
 
 
 def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) -> int:
-    """The orders a synchronous swap-in may try (``alloc_swap_folio``):
+    """The orders a synchronous swap-in may try (``thp_swapin_suitable_orders``):
     enabled mTHP sizes below PMD whose aligned range fits the VMA, whose
     PTEs are the contiguous swap entries of the range, aligned like the
-    swap offset, and none of which zswap holds."""
+    swap offset. (Whether zswap holds part of a range is found out by
+    ``__swap_cache_alloc``, which then falls back and counts it.)"""
     orders = 1
     pte = vm.pt.pte_mv
     for order in vm.anon_orders:
@@ -245,8 +245,6 @@ def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) ->
         base = pti - idx
         excl = pte[pti] & PTE_SWP_EXCL
         if any(pte[base + i] != pte_mk_swap(first + i, bool(excl)) for i in range(nr)):
-            continue
-        if vm.zswap is not None and zswap_is_present(vm.zswap, first, nr):
             continue
         orders |= 1 << order
     return orders

@@ -201,6 +201,7 @@ class SwapHooks:
         "swapin_folio_free",
         "unuse",
         "workingset_refault",
+        "zswap_is_present",
     )
 
     def __init__(self) -> None:
@@ -214,6 +215,8 @@ class SwapHooks:
         self.unuse: Callable[[SwapInfo], None] | None = None
         self.workingset_refault: Callable[[Folio, int], None] | None = None
         self.discard: Callable[[SwapInfo, int, int], None] | None = None
+        # zswap_is_present(entry, nr): does zswap hold any slot of the range?
+        self.zswap_is_present: Callable[[int, int], bool] | None = None
 
 
 class AllocStats:

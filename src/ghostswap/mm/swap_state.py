@@ -248,8 +248,9 @@ def __swap_cache_check_batch(
 
 def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: int) -> Folio | str:
     """Allocate a folio of `order` for a swapped-out range and add it to the
-    swap cache, or return why not: "ENOMEM"/"EBUSY" (try a smaller order),
-    "ENOENT"/"EEXIST" (slot freed or already cached).
+    swap cache, or return why not: "ENOMEM"/"EBUSY" (try a smaller order;
+    "EBUSY" also when zswap holds part of a large range), "ENOENT"/"EEXIST"
+    (slot freed or already cached).
 
     The cluster lock is dropped to allocate the folio; the seed re-locks the
     cluster by offset each time, since a ghost cluster may be gone.
@@ -296,21 +297,35 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     __swap_cache_add_folio(si, ci, folio, entry)
     swap_cluster_unlock(ci)
 
+    # In the swap cache the range is pinned: zswap can neither store nor
+    # write back a slot of it now, so this answer is stable.
+    zswap_is_present = subsys.hooks.zswap_is_present
+    if order and zswap_is_present is not None and zswap_is_present(entry, nr_pages):
+        _delete_new_folio(si, ci, folio, entry, shadow)
+        return "EBUSY"
     if not subsys.hooks.memcg_charge_swapin(folio, folio.memcg_id, gfp):
-        # The folio pins the cluster (the seed's assumption), so the old
-        # pointer is used without a re-lookup.
-        spin_lock(ci.lock)
-        __swap_cache_del_folio(si, ci, folio, entry, shadow)
-        spin_unlock(ci.lock)
-        folio.flags &= ~PG_locked
-        folio._refcount -= nr_pages
-        subsys.hooks.swapin_folio_free(folio)
+        _delete_new_folio(si, ci, folio, entry, shadow)
         subsys.mthp.count(order, "swpin_fallback_charge")
         return "ENOMEM"
     refault = subsys.hooks.workingset_refault
     if shadow and refault is not None:
         refault(folio, shadow)
     return folio
+
+
+def _delete_new_folio(
+    si: SwapInfo, ci: SwapClusterInfo, folio: Folio, entry: int, shadow: int | None
+) -> None:
+    """``__swap_cache_alloc``'s delete_folio: undo the insert, restoring the
+    shadow, and put the folio."""
+    # The folio pins the cluster (the seed's assumption), so the old pointer
+    # is used without a re-lookup.
+    spin_lock(ci.lock)
+    __swap_cache_del_folio(si, ci, folio, entry, shadow)
+    spin_unlock(ci.lock)
+    folio.flags &= ~PG_locked
+    folio._refcount -= 1 << folio.order
+    si.subsys.hooks.swapin_folio_free(folio)
 
 
 def _relock(si: SwapInfo, offset: int, stale: SwapClusterInfo | None) -> SwapClusterInfo | None:
