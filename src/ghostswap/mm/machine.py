@@ -409,7 +409,11 @@ class Machine:
             raise ConfigError(f"fork: pid {child_pid} already exists")
         self.killed.discard(child_pid)
         child = self.mms[child_pid] = MmStruct(child_pid)
-        memory.copy_page_range(self, parent, child)
+        if memory.copy_page_range(self, parent, child) is not None:
+            # dup_mmap failed: the half-built child is torn down and never
+            # runs; its events are skipped like a killed process's.
+            self.exit(child_pid)
+            self.killed.add(child_pid)
 
     def exit(self, pid: int) -> None:
         mm = self.mms.pop(pid, None)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.gfp import GFP_KERNEL
 from ghostswap.mm import swapfile, vmscan
 from ghostswap.mm.folio import Folio, PG_locked
 from ghostswap.mm.huge_memory import split_folio
@@ -411,9 +412,15 @@ def exit_mmap(vm: Machine, mm: MmStruct) -> None:
     mm.alive = False
 
 
-def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
+def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> str | None:
     """fork: the child gets the parent's VMAs and PTEs; swap entries gain a
-    count, folios a mapping; both sides lose write access and exclusivity."""
+    count, folios a mapping; both sides lose write access and exclusivity.
+
+    A swap count that needs an extend table the atomic allocation could not
+    provide is retried after ``swap_retry_table_alloc(entry, GFP_KERNEL)``
+    with the locks dropped (``copy_pte_range``'s -EIO path); returns
+    "ENOMEM" if even that fails (the fork fails), else None.
+    """
     vm.sync_hits()
     pt = vm.pt
     frames = vm.frames
@@ -421,36 +428,43 @@ def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
     for vma in parent.vmas:
         child.map_range(vma.start, vma.end)
     clear = ~(PTE_WRITE | PTE_EXCL)
-    for region in sorted(parent.regions):
-        pbase = pt.block(parent.pid, region, create=False)
-        if pbase < 0:
-            continue
-        cbase = pt.block(child.pid, region)
-        pbase = pt.block(parent.pid, region, create=False)  # the table may have grown
-        child.regions.add(region)
-        pt.token[cbase : cbase + PMD_NR] = pt.token[pbase : pbase + PMD_NR]
-        pte = pt.pte_mv
-        for k in np.flatnonzero(pt.pte[pbase : pbase + PMD_NR]).tolist():
-            value = pte[pbase + k]
-            if value & PTE_PRESENT:
-                if not value & PTE_ZERO:
-                    frame = value >> PTE_FRAME_SHIFT
-                    head = frames.folio_head(frame)
-                    if frame == head:
-                        folio_add_anon_rmap(vm, head, cbase + k)
-                    child.rss_anon += 1
-                    value &= clear
-                    pte[pbase + k] = value
-                pte[cbase + k] = value
-            else:
-                err = swapfile.swap_dup_entry_direct(subsys, pte_to_swp_entry(value))
-                if err is not None:
-                    WARN(f"copy_page_range: swap_dup_entry_direct failed with {err}")
+    try:
+        for region in sorted(parent.regions):
+            pbase = pt.block(parent.pid, region, create=False)
+            if pbase < 0:
+                continue
+            cbase = pt.block(child.pid, region)
+            pbase = pt.block(parent.pid, region, create=False)  # the table may have grown
+            child.regions.add(region)
+            pt.token[cbase : cbase + PMD_NR] = pt.token[pbase : pbase + PMD_NR]
+            pte = pt.pte_mv
+            for k in np.flatnonzero(pt.pte[pbase : pbase + PMD_NR]).tolist():
+                value = pte[pbase + k]
+                if value & PTE_PRESENT:
+                    if not value & PTE_ZERO:
+                        frame = value >> PTE_FRAME_SHIFT
+                        head = frames.folio_head(frame)
+                        if frame == head:
+                            folio_add_anon_rmap(vm, head, cbase + k)
+                        child.rss_anon += 1
+                        value &= clear
+                        pte[pbase + k] = value
+                    pte[cbase + k] = value
+                    continue
+                entry = pte_to_swp_entry(value)
+                while (err := swapfile.swap_dup_entry_direct(subsys, entry)) is not None:
+                    if err != "ENOMEM":
+                        WARN(f"copy_page_range: swap_dup_entry_direct failed with {err}")
+                        return err
+                    if not swapfile.swap_retry_table_alloc(subsys, entry, GFP_KERNEL):
+                        return "ENOMEM"
                 value &= ~PTE_SWP_EXCL
                 pte[pbase + k] = value
                 pte[cbase + k] = value
                 child.rss_swapents += 1
-    vm.unmap_epoch += 1
+        return None
+    finally:
+        vm.unmap_epoch += 1
 
 
 def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:

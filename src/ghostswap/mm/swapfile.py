@@ -1198,8 +1198,10 @@ def swap_dup_entries_cluster(si: SwapInfo, offset: int, nr: int) -> str | None:
             spin_unlock(ci.lock)
             ok = swap_extend_table_alloc(si, ci, ci_off, GFP_ATOMIC)
             spin_lock(ci.lock)
-            if ok and ci.extend_table is not None:
-                continue  # retry this slot
+            if ok:
+                # restart: the slot again, with the table or without the
+                # need for it (its count dropped while the lock was off).
+                continue
         for undo in range(ci_off - 1, ci_start - 1, -1):
             __swap_cluster_put_entry(ci, undo)
         swap_extend_table_try_free(ci)

@@ -383,8 +383,12 @@ def shrink_folio_list(
                 continue
             nr = 1 << folio.order
         folio.flags |= PG_locked
-        if mapped:
-            try_to_unmap(vm, head, folio)
+        if mapped and not try_to_unmap(vm, head, folio):
+            # Still mapped (a swap count could not be taken): activate_locked.
+            folio.flags &= ~PG_locked
+            _activate(vm, head, folio, nr)
+            putback_folio(vm, head)
+            continue
         if folio.flags & PG_dirty:
             result = page_io.swap_writeout(vm, folio, head)
             if result == page_io.WRITE_ACTIVATE:
