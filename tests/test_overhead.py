@@ -121,7 +121,33 @@ def test_overhead_command_prints_tables(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_overhead_warns_when_si_max_overflows(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["overhead", "--ram", "2TiB", "--swap", "ghost"]) == 0
-    assert "do not fit the 32-bit si->max" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "do not fit the 32-bit si->max" in out and "8x RAM" in out
+
+
+def test_overhead_names_the_swap_header_for_an_oversized_file() -> None:
+    # The cause for a static device is the header, not the ghost's 8x RAM.
+    # (A real 16 TiB device builds 8M clusters; the header rule is what matters.)
+    from ghostswap.cli import overhead
+    from ghostswap.mm.swap import SwapSubsystem
+    from ghostswap.mm.swapon import swapon
+
+    subsys = SwapSubsystem(1 << 20)
+    si = swapon(subsys, "file", 4096)
+    si.max = 4095  # as read_swap_header leaves a device one page too big
+    spec = overhead.parse_swap_spec("file:16MiB")
+    (warning,) = overhead._warnings(subsys, [spec])
+    assert "swap header" in warning and "4,095 of the 4,096 pages" in warning
+    assert "8x RAM" not in warning
+
+
+@pytest.mark.slow
+def test_a_16_tib_swap_file_is_clamped_and_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["overhead", "--ram", "1GiB", "--swap", "file:16TiB", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["devices"][0]["size_pages"] == (1 << 32) - 1
+    (warning,) = data["warnings"]
+    assert "4,294,967,295 of the 4,294,967,296 pages" in warning
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,13 @@ Kinds of device the model knows, and the kernel flags each gets:
                character device, so it has no ``SWP_BLKDEV`` either, unless
                `large_entries` asks the model to pretend otherwise.
 
-``si->max`` is an ``unsigned int`` in the kernel; a ghost device of 8x RAM
-wraps it from 2 TiB of RAM on, and the model keeps that (``si_max_bits``
-of the subsystem) so the consequences can be studied.
+``si->max`` is an ``unsigned int`` in the kernel. A static device reads its
+size from the swap header, whose ``last_page`` is a ``__u32`` (mkswap
+truncates a bigger area), and ``read_swap_header`` clamps ``last_page + 1``
+to ``UINT_MAX``: a file, partition or zram device of 2^32 - 1 pages or more
+gets ``si->max`` = 2^32 - 1. The ghost device skips the header; 8x RAM
+wraps ``si->max`` from 2 TiB of RAM on, and the model keeps that
+(``si_max_bits`` of the subsystem) so the consequences can be studied.
 """
 
 from __future__ import annotations
@@ -72,7 +76,15 @@ __all__ = ["DEVICE_KINDS", "GHOST_DEFAULT_MULTIPLE", "swapoff", "swapon"]
 
 DEVICE_KINDS = ("file", "partition", "zram", "ghost")
 GHOST_DEFAULT_MULTIPLE = 8  # the seed: /dev/ghostswap is 8x RAM
-SWAP_HEADER_MAX_PAGES = 1 << 32  # info.last_page is a __u32
+# read_swap_header: maxpages = last_page + 1 (last_page a __u32), clamped to
+# UINT_MAX so that si->max does not wrap.
+SWAP_HEADER_MAX_PAGES = (1 << 32) - 1
+
+
+def read_swap_header(size_pages: int) -> int:
+    """``maxpages`` of a static device of `size_pages` pages as mkswap writes
+    its header and ``read_swap_header`` reads it back: at most UINT_MAX."""
+    return min(size_pages, SWAP_HEADER_MAX_PAGES)
 
 
 def ghost_maxpages(totalram_pages: int, multiple: int = GHOST_DEFAULT_MULTIPLE) -> int:
@@ -182,8 +194,10 @@ def swapon(
 ) -> SwapInfo:
     """Turn on a swap device of `size_pages` pages (the header page included).
 
-    A ghost device without a size gets `ghost_multiple` x RAM. Raises
-    :class:`ConfigError` for sizes the kernel or the entry format refuse.
+    A ghost device without a size gets `ghost_multiple` x RAM; a static
+    device larger than its swap header can describe is clamped (see the
+    module docstring). Raises :class:`ConfigError` for sizes the kernel or
+    the entry format refuse.
     """
     if kind not in DEVICE_KINDS:
         raise ConfigError(
@@ -199,12 +213,7 @@ def swapon(
     else:
         if size_pages is None:
             raise ConfigError(f"swapon: a {kind} device needs a size")
-        maxpages = size_pages
-        if maxpages > SWAP_HEADER_MAX_PAGES:
-            raise ConfigError(
-                f"swapon: {kind} of {maxpages} pages: a swap header describes at most "
-                f"2^32 pages (16 TiB)"
-            )
+        maxpages = read_swap_header(size_pages)
     if maxpages > X86_64_MAX_SWAPFILE_PAGES:
         raise ConfigError(
             f"swapon: {maxpages} pages exceed the swap entry format's limit of 2^50 pages "
