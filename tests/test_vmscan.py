@@ -189,3 +189,75 @@ def test_no_forced_deactivation_when_no_active_list_was_skipped(monkeypatch):
     loops = vmscan.DEF_PRIORITY + 1
     assert calls == ([(False, False)] * loops + [(True, False)] * loops) * passes
     assert all(not force for _, force in calls)
+
+
+def _unmapped_dirty_swapcache_folio(vm):
+    """Page 0 of pid 1 after a failed MADV_PAGEOUT on a ghost device without
+    zswap: unmapped (a swap PTE holds its slot), dirty, in the swap cache,
+    activated back on the LRU. Returns its head frame."""
+    from ghostswap.mm.mm_types import pte_to_swp_entry
+    from ghostswap.mm.swap_state import swap_cache_get_folio
+
+    run(vm, writes([0]), events([(1, "pageout", 0, 1)]))
+    assert not present(vm, 0) and vm.vm_stats["ghost_write_fail"] == 1
+    entry = pte_to_swp_entry(vm.pt.pte_mv[vm.pt.pti(1, 0, create=False)])
+    folio = swap_cache_get_folio(vm.subsys, entry)
+    assert folio is not None
+    return folio, folio.pfn - vm.pfn_base
+
+
+def _isolate(vm, head):
+    from ghostswap.mm.mm_types import FL_ACTIVE, FL_ISOLATED, FL_LRU
+
+    flags = vm.frames.flags_mv
+    vm.frames.lru_del(head, bool(flags[head] & FL_ACTIVE), 1)
+    flags[head] = (flags[head] & ~FL_LRU) | FL_ISOLATED
+
+
+def test_reclaim_clears_pg_referenced_of_an_unmapped_folio():
+    # folio_check_references runs for unmapped folios too: PG_referenced is
+    # test-and-cleared even though no PTE can be young.
+    from ghostswap.mm.mm_types import FL_REFERENCED
+
+    with make_vm(ram_pages=256, swap=("ghost",)) as vm:
+        _, head = _unmapped_dirty_swapcache_folio(vm)
+        vm.frames.flags_mv[head] |= FL_REFERENCED
+        _isolate(vm, head)
+        stat = {"nr_pageout": 0}
+        assert vmscan.shrink_folio_list(vm, [head], False, stat) == 0  # the write fails
+        assert not vm.frames.flags_mv[head] & FL_REFERENCED
+        run(vm, reads([0]))
+        assert vm.mismatches == 0
+
+
+def test_freed_slots_count_as_a_pageout_and_the_folio_is_not_reclaimed():
+    # swap_writeout finds no count left and frees the slots: pageout() still
+    # returns PAGE_SUCCESS (nr_pageout); the dirty folio is kept, and the
+    # putback drops its last reference.
+    from ghostswap.mm.folio import PG_locked
+
+    with make_vm(ram_pages=256, swap=("ghost",)) as vm:
+        folio, head = _unmapped_dirty_swapcache_folio(vm)
+        folio.flags |= PG_locked  # zap cannot reclaim the cache meanwhile
+        run(vm, events([(1, "f", 0, 1)]), check=False)
+        folio.flags &= ~PG_locked
+        _isolate(vm, head)
+        freed, charged = vm.events["pgfree"], vm.memcg.usage_pages
+        stat = {"nr_pageout": 0}
+        assert vmscan.shrink_folio_list(vm, [head], False, stat) == 0
+        assert stat["nr_pageout"] == 1
+        assert vm.events["pgfree"] == freed + 1 and vm.memcg.usage_pages == charged - 1
+        run(vm, reads([0]))  # check_machine; a fresh zero-page mapping
+        assert vm.subsys.swap_info[0].inuse_pages == 0
+
+
+def test_madvise_pageout_leaves_young_ptes_young():
+    # madvise_cold_or_pageout_pte_range clears young bits for MADV_COLD only.
+    from ghostswap.mm.mm_types import PTE_YOUNG
+
+    with make_vm(ram_pages=256, swap=("partition:8KiB",)) as vm:  # one usable slot
+        run(vm, writes([0, 1]), events([(1, "pageout", 0, 2)]))
+        # One page took the slot; the other got none and stays mapped, activated.
+        (kept,) = [p for p in (0, 1) if present(vm, p)]
+        assert vm.events["pgactivate"] == 1
+        assert vm.pt.pte_mv[vm.pt.pti(1, kept, create=False)] & PTE_YOUNG

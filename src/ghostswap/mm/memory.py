@@ -499,8 +499,7 @@ def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
                 head, nr, base = frame, 1, p
             if frame != head:
                 continue
-            for i in range(nr):
-                pte[base + i] &= ~PTE_YOUNG
+            # Pageout (unlike MADV_COLD) leaves the PTEs young.
             f = flags[head] & ~FL_REFERENCED
             if f & FL_ACTIVE:
                 f |= FL_WORKINGSET

@@ -356,16 +356,21 @@ def shrink_folio_list(
         i += 1
         nr = 1 << order[head]
         mapped = rmap[head] >= 0
-        if not ignore_references and mapped:
-            # Most scanned folios end here, so this comes before anything else.
-            references = folio_check_references(vm, head, nr)
-            if references == FOLIOREF_ACTIVATE:
-                _activate(vm, head, vm.swapcache_folio(head), nr)
-                putback_folio(vm, head)
-                continue
-            if references == FOLIOREF_KEEP:
-                putback_folio(vm, head)
-                continue
+        if not ignore_references:
+            if mapped:
+                # Most scanned folios end here, so this comes before anything else.
+                references = folio_check_references(vm, head, nr)
+                if references == FOLIOREF_ACTIVATE:
+                    _activate(vm, head, vm.swapcache_folio(head), nr)
+                    putback_folio(vm, head)
+                    continue
+                if references == FOLIOREF_KEEP:
+                    putback_folio(vm, head)
+                    continue
+            else:
+                # folio_check_references of an unmapped folio: no young PTE,
+                # PG_referenced cleared, FOLIOREF_RECLAIM.
+                frames.flags_mv[head] &= ~FL_REFERENCED
         folio = vm.swapcache_folio(head)
         if not mapped and folio is None:
             # Nobody maps it and it holds no swap: just free it.
@@ -396,13 +401,16 @@ def shrink_folio_list(
                 _activate(vm, head, folio, nr)
                 putback_folio(vm, head)
                 continue
+            stat["nr_pageout"] += nr
             if result == page_io.WRITE_FREED:
+                # pageout() still returns PAGE_SUCCESS, but folio_free_swap()
+                # left the folio dirty, so it is kept; nothing maps or caches
+                # it, and the putback drops its last reference
+                # (move_folios_to_lru): freed, but not counted as reclaimed.
                 folio.flags &= ~PG_locked
                 vm.folio_left_swapcache(head, folio)
                 vm.free_folio(head)
-                nr_reclaimed += nr
                 continue
-            stat["nr_pageout"] += nr
         # Clean: __remove_mapping leaves a shadow and frees the folio.
         shadow = workingset.workingset_eviction(vm, head, nr)
         si = vm.subsys.swap_info[folio.swap >> SWP_TYPE_SHIFT]
