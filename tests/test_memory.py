@@ -199,3 +199,12 @@ def test_unmap_keeps_the_mapping_whose_swap_count_cannot_be_taken():
         gfp.set_injection(None)
         run(vm, reads([0]), reads([0], pid=100))
         assert vm.mismatches == 0
+
+
+def test_a_fault_that_keeps_retrying_is_a_model_bug_not_a_lost_access(monkeypatch):
+    from ghostswap.kernel.bug import KernelBug
+    from ghostswap.mm import memory
+
+    monkeypatch.setattr(memory, "do_anonymous_page", lambda *a: memory.VM_FAULT_RETRY)
+    with make_vm() as vm, pytest.raises(KernelBug, match=r"page 0x5 \(write\) still faults"):
+        run(vm, writes([5]))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.bug import WARN, KernelBug
 from ghostswap.kernel.gfp import GFP_KERNEL
 from ghostswap.mm import swapfile, vmscan
 from ghostswap.mm.folio import Folio, PG_locked
@@ -68,6 +68,7 @@ __all__ = [
 VM_FAULT_DONE = 0
 VM_FAULT_RETRY = 1
 VM_FAULT_OOM = 2
+FAULT_RETRIES = 8
 
 _NEW_PTE = PTE_PRESENT | PTE_WRITE | PTE_YOUNG | PTE_EXCL
 
@@ -83,7 +84,7 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
     pti = pt.pti(mm.pid, page)
     mm.regions.add(page >> REGION_SHIFT)
     pte = pt.pte_mv
-    for _ in range(8):
+    for _ in range(FAULT_RETRIES):
         value = pte[pti]
         if not value:
             ret = do_anonymous_page(vm, mm, vma, pti, page, write)
@@ -101,8 +102,12 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
         if ret != VM_FAULT_RETRY:
             vm.events["pgfault"] += 1
             return ret
-    WARN("handle_mm_fault: too many retries")
-    return VM_FAULT_DONE
+    # Every retry follows a change another path made to this PTE; eight in a
+    # row means the model loops, and dropping the access would hide it.
+    raise KernelBug(
+        f"handle_mm_fault: pid {mm.pid} page {page:#x} ({'write' if write else 'read'}) "
+        f"still faults after {FAULT_RETRIES} tries (a model bug)"
+    )
 
 
 def _map_new_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> None:
