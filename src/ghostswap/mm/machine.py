@@ -406,7 +406,7 @@ class Machine:
         if parent is None:
             return
         if child_pid in self.mms or child_pid == pid:
-            raise ConfigError(f"fork: pid {child_pid} already exists")
+            raise ConfigError(f"fork: pid {pid} forks a child pid {child_pid} that already exists")
         self.killed.discard(child_pid)
         child = self.mms[child_pid] = MmStruct(child_pid)
         if memory.copy_page_range(self, parent, child) is not None:
