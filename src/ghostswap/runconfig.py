@@ -46,8 +46,8 @@ from typing import Any
 
 from ghostswap.config import SwapSpec, parse_swap_spec
 from ghostswap.errors import ConfigError
+from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import MachineConfig, parse_mthp
-from ghostswap.storage.content import FILL_KINDS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
 
 __all__ = ["DEFAULT", "RunConfig", "load_run_config"]

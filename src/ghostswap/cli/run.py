@@ -18,9 +18,10 @@ from ghostswap.config import parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.measure.replay import replay
 from ghostswap.measure.result import OverheadTracker, build_result, sample
+from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import Machine, parse_mthp
 from ghostswap.runconfig import RunConfig, load_run_config
-from ghostswap.storage.content import FILL_KINDS
+from ghostswap.storage.base import store_factory
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
 from ghostswap.workload.events import Workload
 
@@ -106,7 +107,8 @@ def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[st
     total = workload.total_events() or 0
     sample_every = max(total // 200, 4096) if total else 1 << 16
     tracker = OverheadTracker()
-    with Machine(cfg.machine) as vm, progress_bar("replaying", total, quiet) as update:
+    stores = store_factory(cfg.machine.store, cfg.machine.store_dir)
+    with Machine(cfg.machine, stores) as vm, progress_bar("replaying", total, quiet) as update:
         outcome = replay(
             vm,
             workload,

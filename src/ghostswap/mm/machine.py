@@ -23,6 +23,7 @@ from ghostswap.kernel import quiescent
 from ghostswap.kernel.bug import WARN
 from ghostswap.kernel.workqueue import cancel_work, flush_work
 from ghostswap.mm import memory, vmscan, workingset
+from ghostswap.mm.content import FILL_KINDS, StoreFactory, SwapStore, make_token
 from ghostswap.mm.folio import Folio, PG_swapcache, mem_map
 from ghostswap.mm.memcontrol import MemCgroup, mem_cgroup_uncharge, try_charge_memcg
 from ghostswap.mm.mm_types import (
@@ -45,8 +46,6 @@ from ghostswap.mm.zswap import (
     zswap_is_present,
     zswap_shrink_worker,
 )
-from ghostswap.storage.base import SwapStore, make_store
-from ghostswap.storage.content import FILL_KINDS, make_token
 
 __all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "parse_mthp"]
 
@@ -104,8 +103,8 @@ class MachineConfig:
     zswap_max_pool_percent: int = 20
     zswap_accept_threshold_percent: int = 90
     zswap_shrinker: bool = True
-    store: str = "memory"
-    store_dir: str | None = None
+    store: str = "memory"  # the front end's store_factory kind
+    store_dir: str | None = None  # ... and directory (file stores)
     ghost_store: bool = False  # what-if: give ghost devices a backing store
     swappiness: int = 60
     page_cluster: int = 3
@@ -128,7 +127,9 @@ class MachineConfig:
 class Machine:
     """The simulated machine. See the module docstring."""
 
-    def __init__(self, cfg: MachineConfig) -> None:
+    def __init__(self, cfg: MachineConfig, stores: StoreFactory) -> None:
+        """`stores` makes each device's backing store (the storage layer's
+        ``store_factory(cfg.store, cfg.store_dir)``, from the front end)."""
         if cfg.ram_pages < 64:
             raise ConfigError("RAM must be at least 64 pages (256 KiB)")
         if not 0 <= cfg.swappiness <= 200:
@@ -208,7 +209,7 @@ class Machine:
             for spec in cfg.swap:
                 si = swapon_spec(self.subsys, spec)
                 if not si.flags & SWP_GHOST or cfg.ghost_store:
-                    store = make_store(cfg.store, si.name, si.max, cfg.store_dir)
+                    store = stores(si.name, si.max)
                     self.stores[si.type] = store
                     si.storage = store
         except BaseException:

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING
 
 from ghostswap.errors import ConfigError
 from ghostswap.kernel.workqueue import WorkStruct, schedule_work
+from ghostswap.mm.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 from ghostswap.mm.folio import PG_dirty
 from ghostswap.mm.swap import SWP_GHOST, SWP_OFFSET_MASK, SWP_TYPE_SHIFT, swp_entry
-from ghostswap.storage.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 
 if TYPE_CHECKING:
     from ghostswap.mm.folio import Folio
