@@ -13,30 +13,34 @@ from ghostswap.calibrate.session import Calibration, run_calibration
 
 MiB = 1 << 20
 
-CASES: list[tuple[str, Calibration]] = [
-    (f"{w} on a swap file", Calibration(w, 128 * MiB, "file", 1024 * MiB))
-    for w in ("seq:384MiB:2", "rand:384MiB:200k", "zipf:384MiB:200k")
-] + [
-    (f"{w} on zram (lz4)", Calibration(w, 128 * MiB, "zram", 1024 * MiB))
-    for w in ("seq:384MiB:2", "rand:384MiB:200k", "zipf:384MiB:200k")
-] + [
-    (
-        "seq:384MiB:2 on zram, 64 KiB mTHP",
-        Calibration("seq:384MiB:2", 128 * MiB, "zram", 1024 * MiB, mthp={"64kB": "always"}),
-    ),
-    (
-        "thp-frag (thp_swap_allocator_test) on 64 MiB zram (lzo), 64 KiB mTHP",
-        Calibration(
-            "thp-frag",
-            512 * MiB,
-            "zram",
-            64 * MiB,
-            mthp={"64kB": "always"},
-            zram_algorithm="lzo",
-            madv_hugepage=True,
+CASES: list[tuple[str, Calibration]] = (
+    [
+        (f"{w} on a swap file", Calibration(w, 128 * MiB, "file", 1024 * MiB))
+        for w in ("seq:384MiB:2", "rand:384MiB:200k", "zipf:384MiB:200k")
+    ]
+    + [
+        (f"{w} on zram (lz4)", Calibration(w, 128 * MiB, "zram", 1024 * MiB))
+        for w in ("seq:384MiB:2", "rand:384MiB:200k", "zipf:384MiB:200k")
+    ]
+    + [
+        (
+            "seq:384MiB:2 on zram, 64 KiB mTHP",
+            Calibration("seq:384MiB:2", 128 * MiB, "zram", 1024 * MiB, mthp={"64kB": "always"}),
         ),
-    ),
-]
+        (
+            "thp-frag (thp_swap_allocator_test) on 64 MiB zram (lzo), 64 KiB mTHP",
+            Calibration(
+                "thp-frag",
+                512 * MiB,
+                "zram",
+                64 * MiB,
+                mthp={"64kB": "always"},
+                zram_algorithm="lzo",
+                madv_hugepage=True,
+            ),
+        ),
+    ]
+)
 
 
 def main() -> None:
