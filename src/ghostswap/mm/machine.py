@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ghostswap.config import SwapSpec, swapon_spec
 from ghostswap.errors import ConfigError
 from ghostswap.kernel import quiescent
 from ghostswap.kernel.bug import WARN
@@ -40,6 +39,7 @@ from ghostswap.mm.mm_types import (
 )
 from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
 from ghostswap.mm.swap_state import swap_cache_alloc_folio
+from ghostswap.mm.swapon import SwapSpec, swapon_spec
 from ghostswap.mm.zswap import (
     Zswap,
     zswap_invalidate,

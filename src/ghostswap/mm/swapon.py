@@ -23,6 +23,8 @@ wraps ``si->max`` from 2 TiB of RAM on, and the model keeps that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ghostswap.errors import ConfigError
 from ghostswap.kernel.bug import KernelError
 from ghostswap.kernel.gfp import GFP_KERNEL
@@ -72,7 +74,7 @@ from ghostswap.mm.swap_table import (
     swp_tb_is_null,
 )
 
-__all__ = ["DEVICE_KINDS", "GHOST_DEFAULT_MULTIPLE", "swapoff", "swapon"]
+__all__ = ["DEVICE_KINDS", "GHOST_DEFAULT_MULTIPLE", "SwapSpec", "swapoff", "swapon", "swapon_spec"]
 
 DEVICE_KINDS = ("file", "partition", "zram", "ghost")
 GHOST_DEFAULT_MULTIPLE = 8  # the seed: /dev/ghostswap is 8x RAM
@@ -247,6 +249,40 @@ def swapon(
     si.avail_list.prio = -si.prio
     enable_swap_info(si)
     return si
+
+
+@dataclass(frozen=True)
+class SwapSpec:
+    """The arguments of one :func:`swapon` (sizes in pages; None: the
+    default), as ``ghostswap.config.parse_swap_spec`` reads them from
+    ``KIND[:SIZE][:OPTION...]``."""
+
+    kind: str
+    size_pages: int | None = None
+    ram_multiple: int | None = None
+    prio: int | None = None
+    rotational: bool = False
+    discard: bool = False
+    large_entries: bool | None = None
+    text: str = ""
+
+    def describe(self) -> str:
+        return self.text or self.kind
+
+
+def swapon_spec(subsys: SwapSubsystem, spec: SwapSpec, name: str = "") -> SwapInfo:
+    """Turn on the device `spec` describes."""
+    return swapon(
+        subsys,
+        spec.kind,
+        spec.size_pages,
+        prio=spec.prio,
+        name=name,
+        rotational=spec.rotational,
+        discard=spec.discard,
+        ghost_multiple=spec.ram_multiple or GHOST_DEFAULT_MULTIPLE,
+        large_entries=spec.large_entries,
+    )
 
 
 def _enable_swap_info(si: SwapInfo) -> None:
