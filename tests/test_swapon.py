@@ -180,6 +180,29 @@ def test_ghost_swapoff_leaks_the_pool_as_the_seed_does() -> None:
     assert subsys.leaked[0].table is not None
 
 
+def test_a_fixed_swapoff_frees_the_ghost_pool() -> None:
+    # What findings.md §1.2 points at: ghost_pool_destroy() at swapoff.
+    subsys = SwapSubsystem(RAM, fix_ghost_swapoff_leak=True)
+    si = swapon(subsys, "ghost")
+    folio = new_folio()
+    assert swapfile.folio_alloc_swap(subsys, folio)
+    from ghostswap.mm.swap_state import swap_cache_del_folio
+
+    swap_cache_del_folio(subsys, folio)
+    settle()
+    pool = si.cluster_info_pool
+    assert pool is not None
+    (ci0,) = [ci for _, ci in pool.items()]
+    swapoff(subsys, si)
+    assert not subsys.leaked and si.cluster_info_pool is None and not len(pool)
+    from ghostswap.kernel.bug import UseAfterFree
+
+    with pytest.raises(UseAfterFree):
+        _ = ci0.table  # kfree'd (and poisoned)
+    check_subsystem(subsys)
+    assert swapon(subsys, "ghost").cluster_info_pool is not pool  # a fresh pool
+
+
 def test_spec_parsing() -> None:
     spec = parse_swap_spec("zram:1GiB:prio=10:discard")
     assert (spec.kind, spec.size_pages, spec.prio, spec.discard) == ("zram", 262144, 10, True)

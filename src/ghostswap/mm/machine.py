@@ -429,9 +429,6 @@ class Machine:
         self.killed.add(mm.pid)
         self.exit(mm.pid)
 
-    def charge(self, nr_pages: int) -> bool:
-        return try_charge_memcg(self, nr_pages)
-
     # -- bulk hits -------------------------------------------------------------------------
     def apply_hits(self, ptis: np.ndarray, writes: np.ndarray) -> None:
         """Plain hits on present PTEs (writes on writable ones), in bulk:

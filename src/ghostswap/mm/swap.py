@@ -340,7 +340,9 @@ class SwapSubsystem:
     `percpu_policy` is ``"global"`` (mainline: one cached cluster per CPU and
     order, on whichever device it came from) or ``"per-device"`` (each device
     keeps its own per-CPU clusters and allocation walks devices by priority
-    first, as the swap tiers series does).
+    first, as the swap tiers series does). `si_max_bits` and
+    `fix_ghost_swapoff_leak` ask what-if questions about the seed (a wider
+    ``si->max``; a swapoff that frees the ghost pool).
     """
 
     def __init__(
@@ -352,6 +354,7 @@ class SwapSubsystem:
         memcg: bool = True,
         reverts: SeedReverts | None = None,
         si_max_bits: int = 32,
+        fix_ghost_swapoff_leak: bool = False,
     ) -> None:
         if percpu_policy not in ("global", "per-device"):
             raise ValueError(
@@ -364,6 +367,9 @@ class SwapSubsystem:
         self.memcg = memcg
         self.reverts = reverts or SeedReverts()
         self.si_max_bits = si_max_bits
+        # What-if: swapoff frees a ghost device's pool (ghost_pool_destroy),
+        # as a fix of the seed's leak would.
+        self.fix_ghost_swapoff_leak = fix_ghost_swapoff_leak
         self.swap_info: list[SwapInfo | None] = [None] * MAX_SWAPFILES
         self.nr_swapfiles = 0
         self.swap_active_head = PlistHead()

@@ -22,7 +22,6 @@ from ghostswap.mm.folio import (
     PG_locked,
     PG_swapbacked,
     PG_swapcache,
-    PG_uptodate,
     mem_map,
 )
 from ghostswap.mm.swap import (
@@ -146,7 +145,6 @@ def __swap_cache_add_folio(si: SwapInfo, ci: SwapClusterInfo, folio: Folio, entr
         if swapfile._debug_vm and (old_tb & 3) == 2:
             WARN(f"__swap_cache_add_folio: {ci!r} slot {off} already cached")
         table[off] = pfn_tb | (old_tb & SWP_TB_FLAGS_MASK)
-    folio._refcount += nr_pages
     folio.flags |= PG_swapcache
     folio.swap = entry
     si.subsys.nr_swapcache_pages += nr_pages
@@ -198,7 +196,6 @@ def swap_cache_del_folio(subsys: SwapSubsystem, folio: Folio) -> None:
     assert ci is not None, "a swap cache folio pins its cluster"
     __swap_cache_del_folio(si, ci, folio, entry, None)
     spin_unlock(ci.lock)
-    folio._refcount -= 1 << folio.order
 
 
 def __swap_cache_replace_folio(ci: SwapClusterInfo, old: Folio, new: Folio) -> None:
@@ -324,7 +321,6 @@ def _delete_new_folio(
     __swap_cache_del_folio(si, ci, folio, entry, shadow)
     spin_unlock(ci.lock)
     folio.flags &= ~PG_locked
-    folio._refcount -= 1 << folio.order
     si.subsys.hooks.swapin_folio_free(folio)
 
 
@@ -368,10 +364,6 @@ def swap_cluster_readahead_range(si: SwapInfo, offset: int, mask: int) -> range:
     if end >= si.max:
         end = si.max - 1
     return range(start, end + 1)
-
-
-def folio_mark_uptodate(folio: Folio) -> None:
-    folio.flags |= PG_uptodate
 
 
 compile_lean(globals())

@@ -384,7 +384,8 @@ def swapoff(subsys: SwapSubsystem, si: SwapInfo) -> None:
 
     A ghost device's pool is left as the seed leaves it: nothing in the
     patch frees cluster 0 (or any cluster still in the pool) at swapoff.
-    The model records what stays allocated in ``subsys.leaked``.
+    The model records what stays allocated in ``subsys.leaked``, unless
+    ``subsys.fix_ghost_swapoff_leak`` asks for the fix (:func:`ghost_pool_destroy`).
     """
     if not si.flags & SWP_WRITEOK:
         raise ConfigError(f"swapoff: {si.name} is not swapped on")
@@ -424,7 +425,9 @@ def swapoff(subsys: SwapSubsystem, si: SwapInfo) -> None:
     spin_unlock(subsys.swap_lock)
     if cluster_info is not None:
         free_swap_cluster_info(si, cluster_info)
-    if si.cluster_info_pool is not None and len(si.cluster_info_pool):
+    if subsys.fix_ghost_swapoff_leak:
+        ghost_pool_destroy(si)
+    elif si.cluster_info_pool is not None and len(si.cluster_info_pool):
         subsys.leaked.extend(ci for _, ci in si.cluster_info_pool.items())
     spin_lock(subsys.swap_lock)
     si.flags = 0
