@@ -143,7 +143,7 @@ class Machine:
             cfg.ram_pages, nr_cpus=cfg.nr_cpus, percpu_policy=cfg.percpu_policy
         )
         self.events = self.subsys.events
-        for name in ("oom_kill", "pgfree", "thp_fault_alloc"):
+        for name in ("pgfree", "thp_fault_alloc"):
             self.events.setdefault(name, 0)
         self.mthp = self.subsys.mthp
         self.anon_orders = cfg.anon_orders()
