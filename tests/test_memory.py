@@ -208,3 +208,19 @@ def test_a_fault_that_keeps_retrying_is_a_model_bug_not_a_lost_access(monkeypatc
     monkeypatch.setattr(memory, "do_anonymous_page", lambda *a: memory.VM_FAULT_RETRY)
     with make_vm() as vm, pytest.raises(KernelBug, match=r"page 0x5 \(write\) still faults"):
         run(vm, writes([5]))
+
+
+def test_for_each_pte_range_walks_the_blocks_that_exist():
+    from ghostswap.mm.memory import for_each_pte_range
+    from ghostswap.mm.mm_types import PMD_NR
+
+    with make_vm(ram_pages=512) as vm:
+        # Pages in regions 0 and 2, none in region 1.
+        run(vm, writes([5, 2 * PMD_NR + 7]))
+        mm = vm.mms[1]
+        ranges = list(for_each_pte_range(vm, mm, 3, 2 * PMD_NR + 10))
+        assert [len(r) for r in ranges] == [PMD_NR - 3, 10]
+        pti = vm.pt.pti
+        assert ranges[0].start == pti(1, 3, create=False)
+        assert ranges[1].stop - 1 == pti(1, 2 * PMD_NR + 9, create=False)
+        assert list(for_each_pte_range(vm, mm, PMD_NR, 2 * PMD_NR)) == []

@@ -12,6 +12,7 @@ serves fork; ``madvise_pageout`` reclaims a range at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,6 +61,7 @@ __all__ = [
     "do_swap_page",
     "do_wp_page",
     "exit_mmap",
+    "for_each_pte_range",
     "handle_mm_fault",
     "madvise_pageout",
     "zap_pte_range",
@@ -356,6 +358,18 @@ def _blocks_in(mm: MmStruct, start: int, end: int) -> list[int]:
     return sorted(r for r in mm.regions if first <= r <= last)
 
 
+def for_each_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> Iterator[range]:
+    """The PTE indices of [start, end) in each of `mm`'s page-table blocks
+    (``walk_page_range`` over the PMDs that have a table), block by block."""
+    pt = vm.pt
+    for region in _blocks_in(mm, start, end):
+        block = pt.block(mm.pid, region, create=False)
+        if block < 0:
+            continue
+        rstart = region << REGION_SHIFT
+        yield range(block + max(start, rstart) - rstart, block + min(end, rstart + PMD_NR) - rstart)
+
+
 def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
     """Unmap [start, end) of `mm`: free folios nothing else maps, drop swap
     counts (freeing slots and cache nothing needs), clear the PTEs."""
@@ -363,16 +377,10 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
     pt = vm.pt
     frames = vm.frames
     subsys = vm.subsys
-    for region in _blocks_in(mm, start, end):
-        block = pt.block(mm.pid, region, create=False)
-        if block < 0:
-            continue
-        rstart = region << REGION_SHIFT
-        lo = max(start, rstart) - rstart
-        hi = min(end, rstart + PMD_NR) - rstart
+    for ptes in for_each_pte_range(vm, mm, start, end):
+        lo, hi = ptes.start, ptes.stop
         pte = pt.pte_mv
-        for k in np.flatnonzero(pt.pte[block + lo : block + hi]).tolist():
-            p = block + lo + k
+        for p in (lo + np.flatnonzero(pt.pte[lo:hi])).tolist():
             value = pte[p]
             if not value:
                 continue
@@ -384,7 +392,7 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
                 head = frames.folio_head(frame)
                 nr = 1 << frames.order_mv[head]
                 base = p - (frame - head)
-                if nr > 1 and (base < block + lo or base + nr > block + hi):
+                if nr > 1 and (base < lo or base + nr > hi):
                     split_folio(vm, head)
                     head, nr, base = frame, 1, p
                 for i in range(nr):
@@ -399,7 +407,7 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
                 mm.rss_swapents -= 1
                 if cached is not None:
                     vm.reap_orphan(cached)
-        pt.token[block + lo : block + hi] = 0
+        pt.token[lo:hi] = 0
     vm.unmap_epoch += 1
 
 
@@ -480,16 +488,10 @@ def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
     frames = vm.frames
     flags = frames.flags_mv
     heads: list[int] = []
-    for region in _blocks_in(mm, start, end):
-        block = pt.block(mm.pid, region, create=False)
-        if block < 0:
-            continue
-        rstart = region << REGION_SHIFT
-        lo = max(start, rstart) - rstart
-        hi = min(end, rstart + PMD_NR) - rstart
+    for ptes in for_each_pte_range(vm, mm, start, end):
+        lo, hi = ptes.start, ptes.stop
         pte = pt.pte_mv
-        for k in np.flatnonzero(pt.pte[block + lo : block + hi]).tolist():
-            p = block + lo + k
+        for p in (lo + np.flatnonzero(pt.pte[lo:hi])).tolist():
             value = pte[p]
             if not value & PTE_PRESENT or value & PTE_ZERO:
                 continue
@@ -499,7 +501,7 @@ def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
                 continue
             nr = 1 << frames.order_mv[head]
             base = p - (frame - head)
-            if nr > 1 and (base < block + lo or base + nr > block + hi):
+            if nr > 1 and (base < lo or base + nr > hi):
                 split_folio(vm, head)
                 head, nr, base = frame, 1, p
             if frame != head:
