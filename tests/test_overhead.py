@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ghostswap.cli.main import main
 from ghostswap.measure import sizes
@@ -18,13 +20,35 @@ from ghostswap.mm.swapon import swapon
 RAM = 1 << 16  # 256 MiB
 
 
-def test_struct_sizes_round_to_their_slab_caches() -> None:
-    assert sizes.kmalloc_size(72) == 96
-    assert sizes.SWAP_CLUSTER_INFO_DYNAMIC == 96
-    assert sizes.MEMCG_TABLE == 1024 and sizes.EXTEND_TABLE == 2048
-    assert sizes.SWAP_INFO_STRUCT == 1024
-    assert sizes.kmalloc_size(9000) == 16384  # kmalloc_large: 4 pages -> order 2
-    assert sizes.kvmalloc_size(5 << 20) == 5 << 20  # vmalloc: whole pages
+@given(st.integers(min_value=1, max_value=sizes.KMALLOC_MAX_CACHE_SIZE))
+def test_kmalloc_rounds_up_to_the_smallest_generic_cache(size: int) -> None:
+    bucket = sizes.kmalloc_size(size)
+    assert bucket in sizes.KMALLOC_SIZES and bucket >= size
+    smaller = [b for b in sizes.KMALLOC_SIZES if b < bucket]
+    assert not smaller or smaller[-1] < size  # no smaller cache would hold it
+
+
+@pytest.mark.parametrize(
+    ("size", "bucket"),
+    [(72, 96), (96, 96), (97, 128), (193, 256), (1025, 2048), (8192, 8192)],
+)
+def test_kmalloc_cache_boundaries(size: int, bucket: int) -> None:
+    assert sizes.kmalloc_size(size) == bucket
+
+
+@given(st.integers(min_value=sizes.KMALLOC_MAX_CACHE_SIZE + 1, max_value=sizes.PAGE_SIZE << 10))
+def test_a_large_kmalloc_takes_a_power_of_two_of_pages(size: int) -> None:
+    # kmalloc_large(): the page allocator, order rounded up.
+    n = sizes.kmalloc_size(size)
+    pages = n // sizes.PAGE_SIZE
+    assert n % sizes.PAGE_SIZE == 0 and pages & (pages - 1) == 0
+    assert n >= size > n // 2
+
+
+@given(st.integers(min_value=(sizes.PAGE_SIZE << 10) + 1, max_value=1 << 34))
+def test_a_kvmalloc_beyond_order_10_is_vmalloc_whole_pages(size: int) -> None:
+    n = sizes.kvmalloc_size(size)
+    assert n % sizes.PAGE_SIZE == 0 and n - sizes.PAGE_SIZE < size <= n
 
 
 def test_an_unused_ghost_device_costs_only_its_fixed_parts() -> None:
