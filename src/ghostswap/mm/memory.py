@@ -19,7 +19,7 @@ import numpy as np
 
 from ghostswap.kernel.bug import WARN, KernelBug
 from ghostswap.kernel.gfp import GFP_KERNEL
-from ghostswap.mm import swapfile, vmscan
+from ghostswap.mm import page_io, swapfile, vmscan
 from ghostswap.mm.folio import Folio, PG_locked
 from ghostswap.mm.huge_memory import split_folio
 from ghostswap.mm.memcontrol import mem_cgroup_uncharge, try_charge_memcg
@@ -268,8 +268,6 @@ def _swapin_folio(
     if si.flags & SWP_SYNCHRONOUS_IO:
         result = vm.swap_cache_alloc(entry, thp_swapin_orders(vm, vma, page, pti, entry))
         if isinstance(result, Folio):
-            from ghostswap.mm import page_io
-
             head = result.pfn - vm.pfn_base
             page_io.swap_read_folio(vm, result, head)
             vm.lru_add_new(head)

@@ -39,6 +39,7 @@ from ghostswap.kernel.workqueue import WorkStruct, schedule_work
 from ghostswap.mm.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 from ghostswap.mm.folio import PG_dirty
 from ghostswap.mm.swap import SWP_GHOST, SWP_OFFSET_MASK, SWP_TYPE_SHIFT, swp_entry
+from ghostswap.mm.swap_state import swap_cache_has_folio
 
 if TYPE_CHECKING:
     from ghostswap.mm.folio import Folio
@@ -274,8 +275,6 @@ def zswap_writeback_entry(vm: Machine, entry: int) -> str | None:
     store = vm.stores.get(entry >> SWP_TYPE_SHIFT)
     if store is None:
         return "ENOENT"
-    from ghostswap.mm.swap_state import swap_cache_has_folio
-
     if swap_cache_has_folio(vm.subsys, entry):
         return "EEXIST"
     data = zswap.entries[entry]
