@@ -41,6 +41,7 @@ from ghostswap.config import parse_swap_spec
 from ghostswap.kernel import quiescent
 from ghostswap.measure.replay import replay_chunk
 from ghostswap.mm.machine import Machine, MachineConfig
+from ghostswap.storage.base import store_factory
 from ghostswap.workload.events import OP_READ, OP_WRITE, make_events
 
 CHUNK = 1 << 16
@@ -85,7 +86,8 @@ def bare_loop(chunks: list[np.ndarray]) -> float:
 
 
 def machine(ram_pages: int, swap: str, **kw: object) -> Machine:
-    return Machine(MachineConfig(ram_pages=ram_pages, swap=[parse_swap_spec(swap)], **kw))
+    cfg = MachineConfig(ram_pages=ram_pages, swap=[parse_swap_spec(swap)], **kw)  # type: ignore[arg-type]
+    return Machine(cfg, store_factory(cfg.store, cfg.store_dir))
 
 
 def run_chunks(vm: Machine, chunks: list[np.ndarray]) -> float:

@@ -51,6 +51,7 @@ def test_failure_prints_the_replay_command_and_replays(
         ["check"],
         ["check", "--scenario", "swapin-vs-free", "--iterations", "0"],
         ["check", "--scenario", "swapin-vs-free", "--strategy", "pct", "--depth", "0"],
+        ["check", "--scenario", "swapin-vs-free", "--seed", "-3"],  # as run --seed -1
     ],
 )
 def test_user_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -186,3 +186,27 @@ def test_machine_fields_out_of_range_name_file_and_line(tmp_path, capsys, field,
     assert main(["run", "--config", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{cfg}:2: {message}" in err and err.count("\n") == 1
+
+
+def test_a_fork_of_an_existing_pid_names_the_trace_and_the_event(tmp_path, capsys):
+    trace = tmp_path / "forks.csv"
+    trace.write_text("pid,op,page,npages\n1,w,0,1\n1,fork,2,0\n2,r,0,1\n1,fork,2,0\n")
+    assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "forks.csv: event 3:" in err and "pid 1 forks a child pid 2" in err
+
+
+def test_every_vmstat_event_the_machine_counts_is_reported(tmp_path):
+    # One list (mm/vmstat.VM_EVENT_ITEMS) names the events and the report's
+    # keys; an event counted but missing from it would go unreported.
+    from ghostswap.measure.result import OverheadTracker, build_result
+    from ghostswap.mm.vmstat import VM_EVENT_ITEMS
+    from tests.vmhelpers import events, make_vm, reads, run, writes
+
+    with make_vm(ram_pages=128, swap=("zram:4MiB",), mthp=["64kB:always"], zswap=True) as vm:
+        run(vm, writes(range(400)), events([(1, "fork", 2, 0)]), reads(range(400)))
+        counted = {k for k, v in vm.events.items() if v} - {"pgfree"}
+        assert counted <= set(VM_EVENT_ITEMS)
+        result = build_result(vm, {}, {}, 0, 0.0, OverheadTracker())
+        assert list(result["vmstat"]) == list(VM_EVENT_ITEMS)

@@ -134,3 +134,32 @@ def test_free_leaves_a_shadow_until_the_slot_is_freed() -> None:
     swapfile.swap_put_entries_direct(subsys, entry, 1)
     assert ci.table[swp_offset(entry)] == 0  # type: ignore[index]
     settle()
+
+
+def test_dup_restarts_when_the_table_it_waited_for_is_no_longer_needed(monkeypatch) -> None:
+    # The count drops while the lock is off for the extend table allocation:
+    # the allocation finds no need for it, and the dup restarts and succeeds
+    # without one (swap_dup_entries_cluster's goto restart).
+    from ghostswap.kernel.spinlock import spin_lock, spin_unlock
+    from ghostswap.mm.swap import __swap_offset_to_cluster
+
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "partition", 2048)
+    entry = swap_out(subsys)
+    for _ in range(SWP_TB_COUNT_MAX - 2):
+        assert swapfile.swap_dup_entry_direct(subsys, entry) is None
+    assert swapfile.swp_swapcount(subsys, entry) == SWP_TB_COUNT_MAX - 1
+    real_alloc = swapfile.swap_extend_table_alloc
+
+    def alloc_while_another_cpu_puts(si_, ci, ci_off, gfp_mask):
+        spin_lock(ci.lock)
+        swapfile.__swap_cluster_put_entry(ci, ci_off)
+        spin_unlock(ci.lock)
+        return real_alloc(si_, ci, ci_off, gfp_mask)
+
+    monkeypatch.setattr(swapfile, "swap_extend_table_alloc", alloc_while_another_cpu_puts)
+    assert swapfile.swap_dup_entry_direct(subsys, entry) is None
+    assert swapfile.swp_swapcount(subsys, entry) == SWP_TB_COUNT_MAX - 1
+    ci = __swap_offset_to_cluster(si, swp_offset(entry))
+    assert ci is not None and ci.extend_table is None
+    check_subsystem(subsys)

@@ -133,3 +133,94 @@ def test_machines_reuse_pfn_ranges_that_fit_the_swap_table():
             assert vm.pfn_base + vm.frames.nr_frames < 1 << SWAP_CACHE_PFN_BITS
             bases.add(vm.pfn_base)
     assert len(bases) == 1
+
+
+def _shared_swap_entry(vm, children):
+    """Page 0 of pid 1 swapped out, then `children` forks: its swap entry."""
+    run(vm, writes([0]), events([(1, "pageout", 0, 1)]))
+    entry = pte_to_swp_entry(vm.pt.pte_mv[vm.pt.pti(1, 0, create=False)])
+    run(vm, events([(1, "fork", 100 + c, 0) for c in range(children)]))
+    return entry
+
+
+def test_fork_retries_an_extend_table_with_a_blocking_allocation():
+    from ghostswap.kernel import gfp
+    from ghostswap.mm.swap_table import SWP_TB_COUNT_MAX
+
+    with make_vm(ram_pages=512) as vm:
+        entry = _shared_swap_entry(vm, SWP_TB_COUNT_MAX - 2)
+        assert swp_swapcount(vm.subsys, entry) == SWP_TB_COUNT_MAX - 1
+        # The next count needs the extend table; its GFP_ATOMIC allocation
+        # fails, fork drops its locks and retries with GFP_KERNEL.
+        inj = gfp.FailureInjection(sites={"swap_extend_table": 1.0})
+        gfp.set_injection(inj)
+        run(vm, events([(1, "fork", 2, 0)]))
+        assert swp_swapcount(vm.subsys, entry) == SWP_TB_COUNT_MAX
+        assert inj.failed["swap_extend_table"] == 1
+        run(vm, reads([0], pid=2), reads([0]))
+        assert vm.mismatches == 0 and vm.verified_pages == 2
+
+
+def test_a_fork_whose_table_retry_fails_leaves_no_child():
+    from ghostswap.kernel import gfp
+    from ghostswap.mm.swap_table import SWP_TB_COUNT_MAX
+
+    with make_vm(ram_pages=512) as vm:
+        run(vm, writes(range(1, 40)))
+        entry = _shared_swap_entry(vm, SWP_TB_COUNT_MAX - 2)
+        gfp.set_injection(
+            gfp.FailureInjection(sites={"swap_extend_table": 1.0}, fail_blocking=True)
+        )
+        run(vm, events([(1, "fork", 2, 0)]))  # check_machine: no count without a PTE
+        assert 2 not in vm.mms
+        assert swp_swapcount(vm.subsys, entry) == SWP_TB_COUNT_MAX - 1
+        gfp.set_injection(None)
+        run(vm, reads([0, 5], pid=2), reads([0]))
+        assert vm.vm_stats["events_skipped"] == 2
+        assert vm.mismatches == 0
+
+
+def test_unmap_keeps_the_mapping_whose_swap_count_cannot_be_taken():
+    from ghostswap.kernel import gfp
+    from ghostswap.mm.swap_table import SWP_TB_COUNT_MAX
+
+    with make_vm(ram_pages=512) as vm:
+        entry = _shared_swap_entry(vm, SWP_TB_COUNT_MAX - 1)
+        run(vm, reads([0]))  # pid 1 maps the cached folio again: its count goes
+        assert swp_swapcount(vm.subsys, entry) == SWP_TB_COUNT_MAX - 1
+        activated = vm.events["pgactivate"]
+        gfp.set_injection(gfp.FailureInjection(sites={"swap_extend_table": 1.0}))
+        # try_to_unmap_one: folio_dup_swap fails, the PTE is restored, the
+        # unmap fails and reclaim activates the folio.
+        assert vm.madvise_pageout(1, 0, 1) == 0
+        assert vm.pt.pte_mv[vm.pt.pti(1, 0, create=False)] & PTE_PRESENT
+        assert vm.events["pgactivate"] == activated + 1
+        assert swp_swapcount(vm.subsys, entry) == SWP_TB_COUNT_MAX - 1
+        gfp.set_injection(None)
+        run(vm, reads([0]), reads([0], pid=100))
+        assert vm.mismatches == 0
+
+
+def test_a_fault_that_keeps_retrying_is_a_model_bug_not_a_lost_access(monkeypatch):
+    from ghostswap.kernel.bug import KernelBug
+    from ghostswap.mm import memory
+
+    monkeypatch.setattr(memory, "do_anonymous_page", lambda *a: memory.VM_FAULT_RETRY)
+    with make_vm() as vm, pytest.raises(KernelBug, match=r"page 0x5 \(write\) still faults"):
+        run(vm, writes([5]))
+
+
+def test_for_each_pte_range_walks_the_blocks_that_exist():
+    from ghostswap.mm.memory import for_each_pte_range
+    from ghostswap.mm.mm_types import PMD_NR
+
+    with make_vm(ram_pages=512) as vm:
+        # Pages in regions 0 and 2, none in region 1.
+        run(vm, writes([5, 2 * PMD_NR + 7]))
+        mm = vm.mms[1]
+        ranges = list(for_each_pte_range(vm, mm, 3, 2 * PMD_NR + 10))
+        assert [len(r) for r in ranges] == [PMD_NR - 3, 10]
+        pti = vm.pt.pti
+        assert ranges[0].start == pti(1, 3, create=False)
+        assert ranges[1].stop - 1 == pti(1, 2 * PMD_NR + 9, create=False)
+        assert list(for_each_pte_range(vm, mm, PMD_NR, 2 * PMD_NR)) == []

@@ -1,4 +1,4 @@
-from ghostswap.mm.mm_types import PTE_PRESENT
+from ghostswap.mm.mm_types import PTE_PRESENT, pte_to_swp_entry
 from tests.vmhelpers import events, make_vm, reads, run, writes
 
 
@@ -117,3 +117,50 @@ def test_madv_hugepage_lets_an_mthp_charge_reclaim():
             assert (stats["anon_fault_fallback_charge"] > 0) == fallbacks, advice
             run(vm, reads(range(0, 1024, 16)))
             assert vm.mismatches == 0
+
+
+def test_a_large_swapin_that_loses_a_race_gives_its_frames_back():
+    # Another CPU reads one page of the range in between the check and the
+    # recheck of an order-4 swap-in: the recheck fails (EBUSY), the swap cache
+    # drops the large folio and its frames come back, order 0 succeeds.
+    from ghostswap.mm.swap_readahead import swap_cache_read_folio
+
+    with make_vm(ram_pages=1024, swap=("zram:16MiB",), mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(16)), events([(1, "pageout", 0, 16)]))
+        hooks = vm.subsys.hooks
+        alloc = hooks.swapin_folio_alloc
+        entry5 = pte_to_swp_entry(vm.pt.pte_mv[vm.pt.pti(1, 5, create=False)])
+
+        def racing_alloc(order, gfp, memcg_id):
+            folio = alloc(order, gfp, memcg_id)
+            if order:
+                hooks.swapin_folio_alloc = alloc
+                swap_cache_read_folio(vm, entry5, False)
+            return folio
+
+        hooks.swapin_folio_alloc = racing_alloc
+        free_before = vm.frames.free_frames
+        run(vm, reads([0]))  # check_machine: every frame allocated is charged
+        assert vm.mthp.orders[4]["swpin_fallback"] == 1
+        assert vm.mthp.orders[4]["swpin"] == 0
+        assert vm.frames.free_frames == free_before - 2  # page 0 and page 5 only
+        run(vm, reads(range(16)))
+        assert vm.mismatches == 0
+
+
+def test_a_large_swapin_over_zswap_entries_falls_back_and_counts_it():
+    # Phase IV: the order is tried, zswap's presence is found once the folio
+    # is in the swap cache, the insert is undone and swpin_fallback counted.
+    with make_vm(ram_pages=1024, swap=("zram:16MiB",), mthp=["64kB:always"], zswap=True,
+                 zswap_max_pool_percent=100) as vm:  # fmt: skip
+        run(vm, writes(range(16)), events([(1, "pageout", 0, 16)]))
+        assert vm.events["zswpout"] == 16
+        run(vm, reads([0]))
+        stats = vm.mthp.orders[4]
+        assert stats["swpin_fallback"] == 1 and stats["swpin"] == 0
+        assert stats["swpin_fallback_charge"] == 0
+        assert vm.events["zswpin"] == 1 and vm.events["pgmajfault"] == 1
+        # Page 0 is mapped now, so the range no longer suits order 4 at all.
+        run(vm, reads(range(16)))
+        assert stats["swpin_fallback"] == 1
+        assert vm.events["zswpin"] == 16 and vm.mismatches == 0

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ghostswap.cli.main import main
 from ghostswap.measure import sizes
@@ -18,13 +20,35 @@ from ghostswap.mm.swapon import swapon
 RAM = 1 << 16  # 256 MiB
 
 
-def test_struct_sizes_round_to_their_slab_caches() -> None:
-    assert sizes.kmalloc_size(72) == 96
-    assert sizes.SWAP_CLUSTER_INFO_DYNAMIC == 96
-    assert sizes.MEMCG_TABLE == 1024 and sizes.EXTEND_TABLE == 2048
-    assert sizes.SWAP_INFO_STRUCT == 1024
-    assert sizes.kmalloc_size(9000) == 16384  # kmalloc_large: 4 pages -> order 2
-    assert sizes.kvmalloc_size(5 << 20) == 5 << 20  # vmalloc: whole pages
+@given(st.integers(min_value=1, max_value=sizes.KMALLOC_MAX_CACHE_SIZE))
+def test_kmalloc_rounds_up_to_the_smallest_generic_cache(size: int) -> None:
+    bucket = sizes.kmalloc_size(size)
+    assert bucket in sizes.KMALLOC_SIZES and bucket >= size
+    smaller = [b for b in sizes.KMALLOC_SIZES if b < bucket]
+    assert not smaller or smaller[-1] < size  # no smaller cache would hold it
+
+
+@pytest.mark.parametrize(
+    ("size", "bucket"),
+    [(72, 96), (96, 96), (97, 128), (193, 256), (1025, 2048), (8192, 8192)],
+)
+def test_kmalloc_cache_boundaries(size: int, bucket: int) -> None:
+    assert sizes.kmalloc_size(size) == bucket
+
+
+@given(st.integers(min_value=sizes.KMALLOC_MAX_CACHE_SIZE + 1, max_value=sizes.PAGE_SIZE << 10))
+def test_a_large_kmalloc_takes_a_power_of_two_of_pages(size: int) -> None:
+    # kmalloc_large(): the page allocator, order rounded up.
+    n = sizes.kmalloc_size(size)
+    pages = n // sizes.PAGE_SIZE
+    assert n % sizes.PAGE_SIZE == 0 and pages & (pages - 1) == 0
+    assert n >= size > n // 2
+
+
+@given(st.integers(min_value=(sizes.PAGE_SIZE << 10) + 1, max_value=1 << 34))
+def test_a_kvmalloc_beyond_order_10_is_vmalloc_whole_pages(size: int) -> None:
+    n = sizes.kvmalloc_size(size)
+    assert n % sizes.PAGE_SIZE == 0 and n - sizes.PAGE_SIZE < size <= n
 
 
 def test_an_unused_ghost_device_costs_only_its_fixed_parts() -> None:
@@ -121,7 +145,33 @@ def test_overhead_command_prints_tables(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_overhead_warns_when_si_max_overflows(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["overhead", "--ram", "2TiB", "--swap", "ghost"]) == 0
-    assert "do not fit the 32-bit si->max" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "do not fit the 32-bit si->max" in out and "8x RAM" in out
+
+
+def test_overhead_names_the_swap_header_for_an_oversized_file() -> None:
+    # The cause for a static device is the header, not the ghost's 8x RAM.
+    # (A real 16 TiB device builds 8M clusters; the header rule is what matters.)
+    from ghostswap.cli import overhead
+    from ghostswap.mm.swap import SwapSubsystem
+    from ghostswap.mm.swapon import swapon
+
+    subsys = SwapSubsystem(1 << 20)
+    si = swapon(subsys, "file", 4096)
+    si.max = 4095  # as read_swap_header leaves a device one page too big
+    spec = overhead.parse_swap_spec("file:16MiB")
+    (warning,) = overhead._warnings(subsys, [spec])
+    assert "swap header" in warning and "4,095 of the 4,096 pages" in warning
+    assert "8x RAM" not in warning
+
+
+@pytest.mark.slow
+def test_a_16_tib_swap_file_is_clamped_and_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["overhead", "--ram", "1GiB", "--swap", "file:16TiB", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["devices"][0]["size_pages"] == (1 << 32) - 1
+    (warning,) = data["warnings"]
+    assert "4,294,967,295 of the 4,294,967,296 pages" in warning
 
 
 @pytest.mark.parametrize(

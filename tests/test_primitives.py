@@ -335,3 +335,19 @@ def test_percpu_follows_the_current_cpu() -> None:
     runtime.set_fast_cpu(0)
     assert pcp.this_cpu_ptr() == [0]
     assert [slot[0] for slot in pcp] == [0, 1, 2]
+
+
+def test_cancel_work_takes_a_pending_item_off_the_queue() -> None:
+    from ghostswap.kernel import quiescent
+    from ghostswap.kernel.workqueue import WorkStruct, cancel_work, schedule_work
+
+    ran: list[str] = []
+    work = WorkStruct(lambda: ran.append("work"), "test")
+    assert not cancel_work(work)  # not pending
+    assert schedule_work(work) and work.pending
+    assert cancel_work(work) and not work.pending
+    quiescent()
+    assert ran == []
+    assert schedule_work(work)  # can be queued again
+    quiescent()
+    assert ran == ["work"]

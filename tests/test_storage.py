@@ -6,8 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ghostswap.errors import ConfigError
-from ghostswap.storage.base import make_store
-from ghostswap.storage.content import (
+from ghostswap.mm.content import (
     BAD_TOKEN,
     FILL_KINDS,
     PAGE_SIZE,
@@ -16,6 +15,7 @@ from ghostswap.storage.content import (
     make_token,
     token_of,
 )
+from ghostswap.storage.base import make_store
 
 
 @given(st.sampled_from([1, 2, 3]), st.integers(min_value=0, max_value=(1 << 60) - 1))

@@ -22,7 +22,7 @@ from ghostswap.mm.swap import (
     SwapSubsystem,
 )
 from ghostswap.mm.swap_table import SWP_TB_BAD
-from ghostswap.mm.swapon import ghost_maxpages, swapoff, swapon
+from ghostswap.mm.swapon import ghost_maxpages, read_swap_header, swapoff, swapon
 from tests.helpers import new_folio, settle
 
 RAM = 4096  # 16 MiB of RAM
@@ -92,12 +92,33 @@ def test_si_max_is_32_bits_like_the_kernel() -> None:
     assert swapon(wide, "ghost").max == 8 * four_tib
 
 
+@pytest.mark.parametrize(
+    ("size", "maxpages"),
+    [
+        (2048, 2048),
+        ((1 << 32) - 2, (1 << 32) - 2),
+        ((1 << 32) - 1, (1 << 32) - 1),
+        (1 << 32, (1 << 32) - 1),  # last_page + 1 wraps the unsigned int: UINT_MAX
+        ((1 << 33) + 5, (1 << 32) - 1),  # mkswap truncates what a __u32 cannot hold
+    ],
+)
+def test_a_static_device_is_sized_by_its_swap_header(size: int, maxpages: int) -> None:
+    assert read_swap_header(size) == maxpages
+
+
+@pytest.mark.slow
+def test_a_16_tib_swap_file_gets_the_largest_si_max() -> None:
+    subsys = SwapSubsystem(RAM)
+    si = swapon(subsys, "file", 1 << 32)
+    assert si.max == si.maxpages_requested == (1 << 32) - 1
+    assert si.pages == (1 << 32) - 2
+    check_subsystem(subsys)
+
+
 def test_bad_sizes_are_refused() -> None:
     subsys = SwapSubsystem(RAM)
     with pytest.raises(ConfigError, match="2\\^50"):
         swapon(subsys, "ghost", 1 << 51)
-    with pytest.raises(ConfigError, match="2\\^32"):
-        swapon(subsys, "file", (1 << 32) + 1)
     with pytest.raises(ConfigError, match="at least two pages"):
         swapon(subsys, "file", 1)
     with pytest.raises(ConfigError, match="needs a size"):
@@ -157,6 +178,29 @@ def test_ghost_swapoff_leaks_the_pool_as_the_seed_does() -> None:
     swapoff(subsys, si)
     assert [ci.index for ci in subsys.leaked] == [0]
     assert subsys.leaked[0].table is not None
+
+
+def test_a_fixed_swapoff_frees_the_ghost_pool() -> None:
+    # What findings.md §1.2 points at: ghost_pool_destroy() at swapoff.
+    subsys = SwapSubsystem(RAM, fix_ghost_swapoff_leak=True)
+    si = swapon(subsys, "ghost")
+    folio = new_folio()
+    assert swapfile.folio_alloc_swap(subsys, folio)
+    from ghostswap.mm.swap_state import swap_cache_del_folio
+
+    swap_cache_del_folio(subsys, folio)
+    settle()
+    pool = si.cluster_info_pool
+    assert pool is not None
+    (ci0,) = [ci for _, ci in pool.items()]
+    swapoff(subsys, si)
+    assert not subsys.leaked and si.cluster_info_pool is None and not len(pool)
+    from ghostswap.kernel.bug import UseAfterFree
+
+    with pytest.raises(UseAfterFree):
+        _ = ci0.table  # kfree'd (and poisoned)
+    check_subsystem(subsys)
+    assert swapon(subsys, "ghost").cluster_info_pool is not pool  # a fresh pool
 
 
 def test_spec_parsing() -> None:

@@ -1,5 +1,5 @@
 from ghostswap.mm import vmscan
-from ghostswap.mm.mm_types import PTE_PRESENT
+from ghostswap.mm.mm_types import PTE_PRESENT, PTE_YOUNG
 from tests.vmhelpers import events, make_vm, reads, run, writes
 
 
@@ -84,3 +84,180 @@ def test_written_swap_cache_pages_are_written_again():
         assert vm.events["pswpout"] == 11
         run(vm, reads(range(10)))
         assert vm.mismatches == 0
+
+
+def _to_active(vm, pages, pid=1):
+    """Move the folios mapping `pages` to the active list (as a refault would)."""
+    from ghostswap.mm.mm_types import FL_ACTIVE, PTE_FRAME_SHIFT
+
+    frames = vm.frames
+    for p in pages:
+        head = int(vm.pt.pte_mv[vm.pt.pti(pid, p, create=False)] >> PTE_FRAME_SHIFT)
+        frames.lru_del(head, False, 1)
+        frames.flags_mv[head] |= FL_ACTIVE
+        frames.lru_add(head, True, 1)
+
+
+def test_each_round_scans_inactive_before_active(monkeypatch):
+    # for_each_evictable_lru: LRU_INACTIVE_ANON comes before LRU_ACTIVE_ANON.
+    with make_vm(ram_pages=512) as vm:
+        run(vm, writes(range(300)))
+        _to_active(vm, range(150))
+        order = []
+        real_inactive, real_active = vmscan.shrink_inactive_list, vmscan.shrink_active_list
+        monkeypatch.setattr(
+            vmscan, "shrink_inactive_list",
+            lambda vm, n, sc: order.append("inactive") or real_inactive(vm, n, sc),
+        )  # fmt: skip
+        monkeypatch.setattr(
+            vmscan, "shrink_active_list",
+            lambda vm, n: order.append("active") or real_active(vm, n),
+        )  # fmt: skip
+        sc = vmscan.ScanControl(64)
+        sc.priority = 0
+        sc.may_deactivate = True
+        vmscan.shrink_lruvec(vm, sc)
+        assert order[:4] == ["inactive", "active", "inactive", "active"]
+
+
+def test_a_lower_priority_pass_reclaims_a_full_batch_again():
+    # shrink_lruvec compares what *this call* reclaimed with nr_to_reclaim.
+    with make_vm(ram_pages=512) as vm:
+        run(vm, writes(range(400)))
+        for p in range(400):  # cold: no young bits
+            vm.pt.pte_mv[vm.pt.pti(1, p, create=False)] &= ~PTE_YOUNG
+        sc = vmscan.ScanControl(64)
+        sc.priority = 0
+        sc.nr_reclaimed = 60  # what an earlier priority already reclaimed
+        vmscan.shrink_lruvec(vm, sc)
+        assert sc.nr_reclaimed - 60 >= 64
+
+
+def test_anon_lists_age_while_swap_is_full(monkeypatch):
+    # can_age_anon_pages: swap present (total_swap_pages), not swap free.
+    with make_vm(ram_pages=512) as vm:
+        run(vm, writes(range(300)))
+        _to_active(vm, range(200))
+        monkeypatch.setattr(vm.subsys, "nr_swap_pages", 0)
+        assert not vmscan.can_reclaim_anon_pages(vm) and vmscan.can_age_anon_pages(vm)
+        sc = vmscan.ScanControl(32)
+        vmscan.shrink_lruvec(vm, sc)
+        assert sc.nr_reclaimed == 0
+        assert vm.events["pgrefill"] == vmscan.SWAP_CLUSTER_MAX
+
+
+def test_a_zero_cost_does_not_decay_the_costs():
+    with make_vm(ram_pages=512) as vm:
+        run(vm, writes(range(40)))
+        vm.anon_cost = 1000  # far above a quarter of the 40-page LRU
+        vmscan.lru_note_cost(vm, 0, 0)
+        assert vm.anon_cost == 1000
+        vmscan.lru_note_cost(vm, 0, 1)
+        assert vm.anon_cost == 1001 // 2
+
+
+def _reclaim_loops(monkeypatch, **kw):
+    """(memcg_full_walk, force_deactivate) of every shrink_lruvec call during
+    the writes that end in an OOM kill."""
+    calls = []
+    real = vmscan.shrink_lruvec
+
+    def spy(vm, sc):
+        calls.append((sc.memcg_full_walk, sc.force_deactivate))
+        real(vm, sc)
+
+    monkeypatch.setattr(vmscan, "shrink_lruvec", spy)
+    with make_vm(ram_pages=128, **kw) as vm:
+        run(vm, writes(range(129)), check=False)
+        assert vm.events["oom_kill"] == 1
+        return calls, vm.vm_stats["reclaim_passes"]
+
+
+def test_nothing_reclaimed_retries_a_full_walk_then_forced_deactivation(monkeypatch):
+    # A ghost device without zswap: every write fails and the folio is
+    # activated; the next passes skip the active list, so the kernel's last
+    # retry forces deactivation.
+    calls, passes = _reclaim_loops(monkeypatch, swap=("ghost",))
+    loops = vmscan.DEF_PRIORITY + 1
+    one_pass = [(False, False)] * loops + [(True, False)] * loops + [(True, True)] * loops
+    assert passes > 1 and calls == one_pass * passes
+
+
+def test_no_forced_deactivation_when_no_active_list_was_skipped(monkeypatch):
+    # swappiness 0: nothing is scanned at all, so nothing was skipped.
+    calls, passes = _reclaim_loops(monkeypatch, swappiness=0)
+    loops = vmscan.DEF_PRIORITY + 1
+    assert calls == ([(False, False)] * loops + [(True, False)] * loops) * passes
+    assert all(not force for _, force in calls)
+
+
+def _unmapped_dirty_swapcache_folio(vm):
+    """Page 0 of pid 1 after a failed MADV_PAGEOUT on a ghost device without
+    zswap: unmapped (a swap PTE holds its slot), dirty, in the swap cache,
+    activated back on the LRU. Returns its head frame."""
+    from ghostswap.mm.mm_types import pte_to_swp_entry
+    from ghostswap.mm.swap_state import swap_cache_get_folio
+
+    run(vm, writes([0]), events([(1, "pageout", 0, 1)]))
+    assert not present(vm, 0) and vm.vm_stats["ghost_write_fail"] == 1
+    entry = pte_to_swp_entry(vm.pt.pte_mv[vm.pt.pti(1, 0, create=False)])
+    folio = swap_cache_get_folio(vm.subsys, entry)
+    assert folio is not None
+    return folio, folio.pfn - vm.pfn_base
+
+
+def _isolate(vm, head):
+    from ghostswap.mm.mm_types import FL_ACTIVE, FL_ISOLATED, FL_LRU
+
+    flags = vm.frames.flags_mv
+    vm.frames.lru_del(head, bool(flags[head] & FL_ACTIVE), 1)
+    flags[head] = (flags[head] & ~FL_LRU) | FL_ISOLATED
+
+
+def test_reclaim_clears_pg_referenced_of_an_unmapped_folio():
+    # folio_check_references runs for unmapped folios too: PG_referenced is
+    # test-and-cleared even though no PTE can be young.
+    from ghostswap.mm.mm_types import FL_REFERENCED
+
+    with make_vm(ram_pages=256, swap=("ghost",)) as vm:
+        _, head = _unmapped_dirty_swapcache_folio(vm)
+        vm.frames.flags_mv[head] |= FL_REFERENCED
+        _isolate(vm, head)
+        stat = {"nr_pageout": 0}
+        assert vmscan.shrink_folio_list(vm, [head], False, stat) == 0  # the write fails
+        assert not vm.frames.flags_mv[head] & FL_REFERENCED
+        run(vm, reads([0]))
+        assert vm.mismatches == 0
+
+
+def test_freed_slots_count_as_a_pageout_and_the_folio_is_not_reclaimed():
+    # swap_writeout finds no count left and frees the slots: pageout() still
+    # returns PAGE_SUCCESS (nr_pageout); the dirty folio is kept, and the
+    # putback drops its last reference.
+    from ghostswap.mm.folio import PG_locked
+
+    with make_vm(ram_pages=256, swap=("ghost",)) as vm:
+        folio, head = _unmapped_dirty_swapcache_folio(vm)
+        folio.flags |= PG_locked  # zap cannot reclaim the cache meanwhile
+        run(vm, events([(1, "f", 0, 1)]), check=False)
+        folio.flags &= ~PG_locked
+        _isolate(vm, head)
+        freed, charged = vm.events["pgfree"], vm.memcg.usage_pages
+        stat = {"nr_pageout": 0}
+        assert vmscan.shrink_folio_list(vm, [head], False, stat) == 0
+        assert stat["nr_pageout"] == 1
+        assert vm.events["pgfree"] == freed + 1 and vm.memcg.usage_pages == charged - 1
+        run(vm, reads([0]))  # check_machine; a fresh zero-page mapping
+        assert vm.subsys.swap_info[0].inuse_pages == 0
+
+
+def test_madvise_pageout_leaves_young_ptes_young():
+    # madvise_cold_or_pageout_pte_range clears young bits for MADV_COLD only.
+    from ghostswap.mm.mm_types import PTE_YOUNG
+
+    with make_vm(ram_pages=256, swap=("partition:8KiB",)) as vm:  # one usable slot
+        run(vm, writes([0, 1]), events([(1, "pageout", 0, 2)]))
+        # One page took the slot; the other got none and stays mapped, activated.
+        (kept,) = [p for p in (0, 1) if present(vm, p)]
+        assert vm.events["pgactivate"] == 1
+        assert vm.pt.pte_mv[vm.pt.pti(1, kept, create=False)] & PTE_YOUNG

@@ -81,3 +81,103 @@ def test_parameters_are_checked():
         Zswap(100, compressor="lzo")
     with pytest.raises(ConfigError):
         Zswap(100, max_pool_percent=0)
+
+
+def test_full_pool_writes_back_with_the_pressure_shrinker_off():
+    # shrinker_enabled only registers the memcg-aware shrinker; the worker a
+    # full pool queues writes back either way (this host runs with it off).
+    with zvm(ram_pages=512, zswap_max_pool_percent=2, zswap_shrinker=False) as vm:
+        run(vm, writes(range(200)), events([(1, "pageout", 0, 200)]))
+        assert vm.events["zswpwb"] > 0
+        assert vm.zswap.total_pages() <= vm.zswap.accept_pages
+        run(vm, reads(range(200)))
+        assert vm.mismatches == 0
+
+
+def test_the_shrink_worker_runs_after_the_operation_that_queued_it():
+    with zvm(ram_pages=512, zswap_max_pool_percent=2) as vm:
+        zswap = vm.zswap
+        run(vm, writes(range(200)))
+        # One MADV_PAGEOUT fills the pool; the rest of that reclaim is
+        # rejected (the worker has not run yet), then the worker drains it.
+        full_at = []
+
+        def stores_seen(*args, _orig=vm.run_deferred):
+            full_at.append((zswap.shrink_work.pending, zswap.total_pages()))
+            _orig()
+
+        vm.run_deferred = stores_seen
+        run(vm, events([(1, "pageout", 0, 200)]))
+        assert full_at[0][0]  # queued, not yet run
+        assert full_at[0][1] >= zswap.max_pages
+        assert vm.events["zswpout"] + vm.events["pswpout"] - vm.events["zswpwb"] == 200
+        assert vm.events["pswpout"] - vm.events["zswpwb"] > 0  # rejected: straight to disk
+        assert not zswap.shrink_work.pending
+        assert zswap.total_pages() <= zswap.accept_pages
+
+
+def test_shrink_memcg_gives_stored_entries_a_second_chance():
+    from ghostswap.mm.zswap import SHRINK_MEMCG_BATCH, shrink_memcg
+
+    with zvm(ram_pages=512) as vm:
+        run(vm, writes(range(100)), events([(1, "pageout", 0, 100)]))
+        order = list(vm.zswap.entries)
+        # The first walk only clears the referenced bits of the 32 oldest.
+        assert shrink_memcg(vm) == "EAGAIN"
+        assert vm.events["zswpwb"] == 0
+        assert list(vm.zswap.entries)[-SHRINK_MEMCG_BATCH:] == order[:SHRINK_MEMCG_BATCH]
+        # They come round again only after the other 68 lost theirs.
+        assert shrink_memcg(vm) == "EAGAIN"
+        assert shrink_memcg(vm) == "EAGAIN"
+        assert shrink_memcg(vm) is None
+        assert vm.events["zswpwb"] == 4 * SHRINK_MEMCG_BATCH - 100
+        assert order[0] not in vm.zswap.entries
+        assert vm.zswap.stats["written_back_pages"] == vm.events["zswpwb"]
+        run(vm, reads(range(100)))
+        assert vm.mismatches == 0
+
+
+def test_a_short_lru_is_walked_around():
+    from ghostswap.mm.zswap import shrink_memcg
+
+    with zvm(ram_pages=512) as vm:
+        run(vm, writes(range(10)), events([(1, "pageout", 0, 10)]))
+        # 32 steps over 10 entries: the first lap clears, the second writes back.
+        assert shrink_memcg(vm) is None
+        assert vm.events["zswpwb"] == 10 and not vm.zswap.entries
+        assert shrink_memcg(vm) == "ENOENT"
+
+
+def test_ghost_entries_are_not_written_back():
+    from ghostswap.mm.zswap import MAX_RECLAIM_RETRIES, SHRINK_MEMCG_BATCH
+
+    with zvm(ram_pages=2048, swap=("ghost",), zswap_max_pool_percent=1) as vm:
+        # The pool fills; the worker queued by the first rejection runs after
+        # the MADV_PAGEOUT and can write nothing back.
+        run(vm, writes(range(300)), events([(1, "pageout", 0, 300)]))
+        stored = len(vm.zswap.entries)
+        assert vm.zswap.total_pages() > vm.zswap.accept_pages
+        assert vm.events["zswpwb"] == 0
+        # 16 failed walks of 32: the first visit of each entry clears its
+        # referenced bit, every later one fails (patch 13/15's -EINVAL).
+        walks = MAX_RECLAIM_RETRIES * SHRINK_MEMCG_BATCH
+        assert stored < walks
+        assert vm.zswap.stats["reject_reclaim_fail"] == walks - stored
+        run(vm, reads(range(300)))
+        assert vm.mismatches == 0
+
+
+def test_closing_a_machine_cancels_its_pending_worker():
+    from ghostswap.kernel import quiescent
+    from ghostswap.measure.replay import replay_chunk
+
+    vm = zvm(ram_pages=512, zswap_max_pool_percent=2)
+    with vm:
+        run(vm, writes(range(200)))
+        vm.run_deferred = lambda: None  # leave the worker queued
+        replay_chunk(vm, events([(1, "pageout", 0, 200)]))
+        assert vm.zswap.shrink_work.pending
+    assert not vm.zswap.shrink_work.pending
+    wb = vm.events["zswpwb"]
+    quiescent()  # nothing left to run on the closed machine
+    assert vm.events["zswpwb"] == wb

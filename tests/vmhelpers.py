@@ -11,6 +11,7 @@ from ghostswap.kernel import quiescent
 from ghostswap.measure.replay import replay_chunk
 from ghostswap.mm.machine import Machine, MachineConfig, parse_mthp
 from ghostswap.mm.vm_invariants import check_machine
+from ghostswap.storage.base import store_factory
 from ghostswap.workload.events import OP_NAMES, make_events
 
 OPS = {name: op for op, name in OP_NAMES.items()}
@@ -24,7 +25,7 @@ def make_vm(ram_pages: int = 256, swap: Sequence[str] = ("partition:8MiB",),
         mthp=parse_mthp(list(mthp)),
         **kw,  # type: ignore[arg-type]
     )
-    return Machine(cfg)
+    return Machine(cfg, store_factory(cfg.store, cfg.store_dir))
 
 
 def events(rows: Sequence[tuple[int, str, int, int]]) -> np.ndarray:

@@ -9,31 +9,11 @@ large entries, overriding the kind's block-device rule).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ghostswap.errors import ConfigError
-from ghostswap.mm.swap import SwapInfo, SwapSubsystem
-from ghostswap.mm.swapon import DEVICE_KINDS, GHOST_DEFAULT_MULTIPLE, swapon
+from ghostswap.mm.swapon import DEVICE_KINDS, GHOST_DEFAULT_MULTIPLE, SwapSpec, swapon_spec
 from ghostswap.units import parse_size_pages
 
 __all__ = ["SwapSpec", "parse_swap_spec", "swapon_spec"]
-
-
-@dataclass(frozen=True)
-class SwapSpec:
-    """One swap device as configured (sizes in pages; None: the default)."""
-
-    kind: str
-    size_pages: int | None = None
-    ram_multiple: int | None = None
-    prio: int | None = None
-    rotational: bool = False
-    discard: bool = False
-    large_entries: bool | None = None
-    text: str = ""
-
-    def describe(self) -> str:
-        return self.text or self.kind
 
 
 def parse_swap_spec(text: str) -> SwapSpec:
@@ -92,18 +72,3 @@ def parse_swap_spec(text: str) -> SwapSpec:
 
 def _is_size(token: str) -> bool:
     return bool(token) and token[0].isdigit()
-
-
-def swapon_spec(subsys: SwapSubsystem, spec: SwapSpec, name: str = "") -> SwapInfo:
-    """Turn on the device `spec` describes."""
-    return swapon(
-        subsys,
-        spec.kind,
-        spec.size_pages,
-        prio=spec.prio,
-        name=name,
-        rotational=spec.rotational,
-        discard=spec.discard,
-        ghost_multiple=spec.ram_multiple or GHOST_DEFAULT_MULTIPLE,
-        large_entries=spec.large_entries,
-    )

@@ -25,7 +25,7 @@ The TOML file::
     compressor = "zstd"       # zstd | lz4
     max_pool_percent = 50
     accept_threshold_percent = 90
-    shrinker = true
+    shrinker = true           # registers the pressure shrinker: not modelled, no effect
 
     [workload]
     spec = "zipf:512MiB:400k"
@@ -46,8 +46,8 @@ from typing import Any
 
 from ghostswap.config import SwapSpec, parse_swap_spec
 from ghostswap.errors import ConfigError
+from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import MachineConfig, parse_mthp
-from ghostswap.storage.content import FILL_KINDS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
 
 __all__ = ["DEFAULT", "RunConfig", "load_run_config"]

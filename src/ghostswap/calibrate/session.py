@@ -130,7 +130,7 @@ def run_calibration(
     cal: Calibration, *, host: bool = True, quiet: bool = True
 ) -> CalibrationResult:
     """Run `cal` on the host (unless `host` is False) and on the model."""
-    from ghostswap.cli.run import run as run_model
+    from ghostswap.measure.run import run as run_model
 
     if cal.swap_kind not in ("file", "zram"):
         raise ConfigError(f"calibrate supports file and zram swap, not {cal.swap_kind!r}")

@@ -141,6 +141,8 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(f"unknown revert switch {name!r} (see ghostswap check --list)")
     if args.iterations < 1:
         raise ConfigError("--iterations must be at least 1")
+    if args.seed < 0:
+        raise ConfigError(f"seed {args.seed} is negative")
     if args.replay:
         return _replay(args)
     if args.all:

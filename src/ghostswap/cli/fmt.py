@@ -1,4 +1,5 @@
-"""Output formatting shared by the subcommands: tables, sizes, progress.
+"""Output formatting shared by the subcommands: tables, sizes, progress
+(the bar itself lives in :mod:`ghostswap.measure.progress`).
 
 Human output goes through rich (tables on stdout, progress on stderr only
 when it is a terminal); ``--json`` output is plain ``json.dumps`` with
@@ -9,16 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ghostswap.errors import ConfigError
+from ghostswap.measure.progress import progress_bar
 from ghostswap.units import format_bytes
 
 __all__ = ["console", "make_table", "progress_bar", "write_json"]
@@ -38,25 +38,6 @@ def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 
 def bytes_cell(n: float) -> str:
     return f"{int(n):,} ({format_bytes(n)})" if n >= 1024 else f"{int(n)}"
-
-
-@contextmanager
-def progress_bar(description: str, total: int | None, quiet: bool = False) -> Iterator[Any]:
-    """A progress bar on stderr (only on a terminal); yields update(done).
-    With `total` None the bar only counts (a stream of unknown length)."""
-    enabled = not quiet and sys.stderr.isatty()
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not enabled,
-    )
-    with progress:
-        task = progress.add_task(description, total=None if total is None else max(total, 1))
-        yield lambda done: progress.update(task, completed=done)
 
 
 def write_json(path: str, data: Any) -> None:

@@ -15,7 +15,7 @@ from ghostswap.config import SwapSpec, parse_swap_spec, swapon_spec
 from ghostswap.errors import ConfigError
 from ghostswap.measure.overhead import DeviceOverhead, clusters_in_use, subsystem_overhead
 from ghostswap.measure.populate import populate_swap
-from ghostswap.mm.swap import PMD_ORDER, SwapSubsystem
+from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size, parse_size_pages
 
 NAME = "overhead"
@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
     subsys = SwapSubsystem(ram_pages, nr_cpus=args.cpus, percpu_policy=args.percpu_policy)
     for spec in specs:
         swapon_spec(subsys, spec)
-    warnings = _warnings(subsys)
+    warnings = _warnings(subsys, specs)
     used = _used_pages(args.used, subsys.total_swap_pages)
     if used > subsys.total_swap_pages:
         configured = format_bytes(subsys.total_swap_pages * PAGE_SIZE)
@@ -98,13 +98,22 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warnings(subsys: SwapSubsystem) -> list[str]:
+def _warnings(subsys: SwapSubsystem, specs: list[SwapSpec]) -> list[str]:
+    """Devices the kernel would size differently from what was asked, and why."""
     out = []
-    for si in subsys.devices():
-        if si.max != si.maxpages_requested:
+    for spec, si in zip(specs, subsys.devices(), strict=True):
+        if si.flags & SWP_GHOST:
+            if si.max != si.maxpages_requested:
+                out.append(
+                    f"{si.name}: {si.maxpages_requested:,} pages do not fit the 32-bit si->max; "
+                    f"the kernel would keep {si.max:,} (the seed's 8x RAM overflows from "
+                    f"2 TiB of RAM)"
+                )
+        elif spec.size_pages is not None and spec.size_pages > si.max:
             out.append(
-                f"{si.name}: {si.maxpages_requested} pages do not fit the 32-bit si->max; "
-                f"the kernel would keep {si.max} (the seed's 8x RAM overflows from 2 TiB of RAM)"
+                f"{si.name}: a swap header describes at most 2^32 - 1 pages (mkswap "
+                f"truncates, read_swap_header clamps si->max to UINT_MAX); the kernel uses "
+                f"{si.max:,} of the {spec.size_pages:,} pages"
             )
     return out
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ghostswap.cli.fmt import bytes_cell, console, make_table, progress_bar, write_json
+from ghostswap.cli.fmt import bytes_cell, console, make_table, write_json
 from ghostswap.config import parse_swap_spec
 from ghostswap.errors import ConfigError
-from ghostswap.measure.replay import replay
-from ghostswap.measure.result import OverheadTracker, build_result, sample
-from ghostswap.mm.machine import Machine, parse_mthp
+from ghostswap.measure.run import run
+from ghostswap.mm.content import FILL_KINDS
+from ghostswap.mm.machine import parse_mthp
 from ghostswap.runconfig import RunConfig, load_run_config
-from ghostswap.storage.content import FILL_KINDS
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
 from ghostswap.workload.events import Workload
 from ghostswap.workload.transform import MadviseMapped
@@ -105,26 +104,6 @@ def resolve_workload(cfg: RunConfig) -> Workload:
     return registry.make_workload(
         cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
     )
-
-
-def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[str, Any], list]:
-    """Run `workload` on a machine built from `cfg`; (result, timeline)."""
-    total = workload.total_events() or 0
-    sample_every = max(total // 200, 4096) if total else 1 << 16
-    tracker = OverheadTracker()
-    with Machine(cfg.machine) as vm, progress_bar("replaying", total, quiet) as update:
-        outcome = replay(
-            vm,
-            workload,
-            progress=update,
-            sampler=lambda m, n: sample(m, n, tracker),
-            sample_every=sample_every,
-        )
-        vm.verify_resident()
-        result = build_result(
-            vm, cfg.describe(), workload.describe(), outcome.events, outcome.seconds, tracker
-        )
-    return result, outcome.samples
 
 
 def main(args: argparse.Namespace) -> int:

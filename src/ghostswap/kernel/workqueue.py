@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["WorkStruct", "flush_work", "run_pending_work", "schedule_work"]
+__all__ = ["WorkStruct", "cancel_work", "flush_work", "run_pending_work", "schedule_work"]
 
 
 class WorkStruct:
@@ -50,6 +50,15 @@ def flush_work(work: WorkStruct) -> None:
         _queue.remove(work)
         work.pending = False
         work.func()
+
+
+def cancel_work(work: WorkStruct) -> bool:
+    """Take `work` off the queue if it is pending; True if it was."""
+    if not work.pending:
+        return False
+    _queue.remove(work)
+    work.pending = False
+    return True
 
 
 def cancel_all() -> None:

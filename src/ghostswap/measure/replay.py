@@ -35,10 +35,19 @@ from ghostswap.workload.events import (
     Workload,
 )
 
-__all__ = ["ReplayResult", "replay", "replay_chunk"]
+__all__ = ["EventError", "ReplayResult", "replay", "replay_chunk"]
 
 WINDOW = 8192
 MIN_WINDOW = 256
+
+
+class EventError(ConfigError):
+    """An event the machine refuses; `index` is its place in the chunk."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(f"event {index}: {message}")
+        self.index = index
+        self.message = message
 
 
 @dataclass
@@ -172,7 +181,10 @@ def replay_chunk(vm: Machine, chunk: np.ndarray) -> None:
     for b in np.flatnonzero(~simple).tolist():
         if b > start:
             _accesses(vm, pids[start:b], pages[start:b], ops[start:b] == OP_WRITE)
-        _event(vm, int(pids[b]), int(ops[b]), int(pages[b]), int(npages[b]))
+        try:
+            _event(vm, int(pids[b]), int(ops[b]), int(pages[b]), int(npages[b]))
+        except ConfigError as err:
+            raise EventError(b, str(err)) from None
         start = b + 1
     if start < len(chunk):
         _accesses(vm, pids[start:], pages[start:], ops[start:] == OP_WRITE)
@@ -198,7 +210,12 @@ def replay(
             if sampler is not None and result.events >= next_sample:
                 result.samples.append(sampler(vm, result.events))
                 next_sample = result.events + sample_every
-            replay_chunk(vm, part)
+            try:
+                replay_chunk(vm, part)
+            except EventError as err:
+                raise ConfigError(
+                    f"{workload.name}: event {result.events + err.index:,}: {err.message}"
+                ) from None
             result.events += len(part)
             quiescent()
         if progress is not None:

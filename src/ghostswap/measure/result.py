@@ -10,35 +10,11 @@ from typing import Any
 from ghostswap.measure.overhead import clusters_in_use, subsystem_overhead
 from ghostswap.mm.machine import Machine
 from ghostswap.mm.swap import SWP_GHOST
-from ghostswap.mm.vmstat import MTHP_STAT_ITEMS
+from ghostswap.mm.vmstat import MTHP_STAT_ITEMS, VM_EVENT_ITEMS
 from ghostswap.mm.zswap import ZSWAP_ENTRY_SIZE
 
 __all__ = ["OverheadTracker", "build_result", "sample"]
 
-VMSTAT_KEYS = (
-    "pgfault",
-    "pgmajfault",
-    "pswpin",
-    "pswpout",
-    "swap_ra",
-    "swap_ra_hit",
-    "swpin_zero",
-    "swpout_zero",
-    "zswpin",
-    "zswpout",
-    "zswpwb",
-    "thp_swpout",
-    "thp_swpout_fallback",
-    "pgscan_anon",
-    "pgsteal_anon",
-    "pgrefill",
-    "pgactivate",
-    "pgdeactivate",
-    "workingset_refault_anon",
-    "workingset_activate_anon",
-    "workingset_restore_anon",
-    "oom_kill",
-)
 MTHP_KEYS = ("swpout", "swpout_fallback", "swpin", "swpin_fallback", "swpin_fallback_charge",
              "zswpout", "anon_fault_alloc", "anon_fault_fallback", "anon_fault_fallback_charge",
              "split")  # fmt: skip
@@ -128,7 +104,7 @@ def build_result(
     return {
         "config": config,
         "workload": workload,
-        "vmstat": {k: vm.events.get(k, 0) for k in VMSTAT_KEYS},
+        "vmstat": {k: vm.events.get(k, 0) for k in VM_EVENT_ITEMS},
         "mthp": mthp,
         "swaps": swaps_table(vm),
         "allocator": vm.subsys.stats.as_dict(),

@@ -56,14 +56,13 @@ class Folio:
     contents, LRU and mapping state); the swap model never reads it.
     """
 
-    __slots__ = ("_refcount", "data", "flags", "mapcount", "memcg_id", "order", "pfn", "swap")
+    __slots__ = ("data", "flags", "mapcount", "memcg_id", "order", "pfn", "swap")
 
     def __init__(self, pfn: int, order: int = 0, memcg_id: int = 0) -> None:
         self.pfn = pfn
         self.order = order
         self.flags = 0
         self.swap = 0
-        self._refcount = 1
         self.memcg_id = memcg_id
         self.mapcount = 0
         self.data: object = None

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ghostswap.config import SwapSpec, swapon_spec
 from ghostswap.errors import ConfigError
 from ghostswap.kernel import quiescent
 from ghostswap.kernel.bug import WARN
 from ghostswap.kernel.gfp import Gfp
+from ghostswap.kernel.workqueue import cancel_work, flush_work
 from ghostswap.mm import memory, vmscan, workingset
+from ghostswap.mm.content import FILL_KINDS, StoreFactory, SwapStore, make_token
 from ghostswap.mm.folio import Folio, PG_swapcache, mem_map
 from ghostswap.mm.memcontrol import MemCgroup, mem_cgroup_uncharge, try_charge_memcg
 from ghostswap.mm.mm_types import (
@@ -42,9 +43,13 @@ from ghostswap.mm.mm_types import (
 )
 from ghostswap.mm.swap import PMD_ORDER, SWP_GHOST, SwapSubsystem
 from ghostswap.mm.swap_state import swap_cache_alloc_folio
-from ghostswap.mm.zswap import Zswap, zswap_invalidate
-from ghostswap.storage.base import SwapStore, make_store
-from ghostswap.storage.content import FILL_KINDS, make_token
+from ghostswap.mm.swapon import SwapSpec, swapon_spec
+from ghostswap.mm.zswap import (
+    Zswap,
+    zswap_invalidate,
+    zswap_is_present,
+    zswap_shrink_worker,
+)
 
 __all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "parse_mthp"]
 
@@ -103,8 +108,8 @@ class MachineConfig:
     zswap_max_pool_percent: int = 20
     zswap_accept_threshold_percent: int = 90
     zswap_shrinker: bool = True
-    store: str = "memory"
-    store_dir: str | None = None
+    store: str = "memory"  # the front end's store_factory kind
+    store_dir: str | None = None  # ... and directory (file stores)
     ghost_store: bool = False  # what-if: give ghost devices a backing store
     swappiness: int = 60
     page_cluster: int = 3
@@ -129,7 +134,9 @@ class MachineConfig:
 class Machine:
     """The simulated machine. See the module docstring."""
 
-    def __init__(self, cfg: MachineConfig) -> None:
+    def __init__(self, cfg: MachineConfig, stores: StoreFactory) -> None:
+        """`stores` makes each device's backing store (the storage layer's
+        ``store_factory(cfg.store, cfg.store_dir)``, from the front end)."""
         if cfg.ram_pages < 64:
             raise ConfigError("RAM must be at least 64 pages (256 KiB)")
         if not 0 <= cfg.swappiness <= 200:
@@ -143,7 +150,7 @@ class Machine:
             cfg.ram_pages, nr_cpus=cfg.nr_cpus, percpu_policy=cfg.percpu_policy
         )
         self.events = self.subsys.events
-        for name in ("oom_kill", "pgfree", "thp_fault_alloc"):
+        for name in ("pgfree", "thp_fault_alloc"):
             self.events.setdefault(name, 0)
         self.mthp = self.subsys.mthp
         self.anon_orders = cfg.anon_orders()
@@ -189,15 +196,20 @@ class Machine:
                 cfg.zswap_accept_threshold_percent,
                 cfg.zswap_shrinker,
             )
+            self.zswap.shrink_work.func = lambda: zswap_shrink_worker(self)
+            zswap = self.zswap
+            self.subsys.hooks.zswap_is_present = lambda entry, nr: zswap_is_present(
+                zswap, entry, nr
+            )
         self.stores: dict[int, SwapStore] = {}
         hooks = self.subsys.hooks
         hooks.swapin_folio_alloc = self._swapin_folio_alloc
+        hooks.swapin_folio_free = self._swapin_folio_free
         hooks.memcg_charge_swapin = self._charge_swapin
         hooks.slot_free_notify = self._slot_free_notify
         hooks.workingset_refault = lambda folio, shadow: workingset.workingset_refault(
             self, folio, shadow
         )
-        self._pending_swapin: int = -1
         self.replay_window = 8192  # the replay loop's classification window
         # Set by the replay loop while bulk hits are pending: applies them.
         self.sync_hits: Callable[[], None] = lambda: None
@@ -205,7 +217,7 @@ class Machine:
             for spec in cfg.swap:
                 si = swapon_spec(self.subsys, spec)
                 if not si.flags & SWP_GHOST or cfg.ghost_store:
-                    store = make_store(cfg.store, si.name, si.max, cfg.store_dir)
+                    store = stores(si.name, si.max)
                     self.stores[si.type] = store
                     si.storage = store
         except BaseException:
@@ -215,6 +227,8 @@ class Machine:
     # -- lifetime ------------------------------------------------------------------
     def close(self) -> None:
         """Release the stores (files are deleted) and this machine's folios."""
+        if self.zswap is not None:
+            cancel_work(self.zswap.shrink_work)
         for store in self.stores.values():
             store.close()
         self.stores.clear()
@@ -234,23 +248,21 @@ class Machine:
         head = self.frames.alloc(order)
         if head < 0:
             return None
-        self._pending_swapin = head
         folio = Folio(self.pfn_base + head, order, memcg_id)
         mem_map[folio.pfn] = folio
         return folio
 
+    def _swapin_folio_free(self, folio: Folio) -> None:
+        """The swap cache dropped a swap-in folio before use: its frames
+        come back (it was never charged)."""
+        mem_map.pop(folio.pfn, None)
+        self.frames.free(folio.pfn - self.pfn_base, folio.order)
+
     def _charge_swapin(self, folio: Folio, memcg_id: int, gfp: int) -> bool:
-        nr = 1 << folio.order
-        # A large swap-in charge reclaims only when its gfp allows it.
+        # A large swap-in charge reclaims only when its gfp allows it; a
+        # failed charge makes the swap cache drop the folio (swapin_folio_free).
         may_reclaim = not folio.order or bool(gfp & Gfp.DIRECT_RECLAIM)
-        if try_charge_memcg(self, nr, may_reclaim=may_reclaim):
-            self._pending_swapin = -1
-            return True
-        # The swap cache drops the folio; its frames come back here.
-        head = folio.pfn - self.pfn_base
-        self.frames.free(head, folio.order)
-        self._pending_swapin = -1
-        return False
+        return try_charge_memcg(self, 1 << folio.order, may_reclaim=may_reclaim)
 
     def _slot_free_notify(self, si: object, offset: int, nr: int) -> None:
         type_ = si.type  # type: ignore[attr-defined]
@@ -261,16 +273,9 @@ class Machine:
             store.discard(offset, nr)
 
     def swap_cache_alloc(self, entry: int, orders: int, gfp: int = 0) -> Folio | str:
-        """``swap_cache_alloc_folio`` with the VM's frames: a locked folio, or
-        the errno name (frames of a folio the swap cache dropped come back)."""
-        result = swap_cache_alloc_folio(self.subsys, entry, gfp, orders)
-        if not isinstance(result, Folio) and self._pending_swapin >= 0:
-            head = self._pending_swapin
-            self._pending_swapin = -1
-            mem_map.pop(self.pfn_base + head, None)
-            self.frames.free(head, self.frames.order_mv[head])
-        self._pending_swapin = -1
-        return result
+        """``swap_cache_alloc_folio`` with the VM's frames: a locked folio,
+        or the errno name."""
+        return swap_cache_alloc_folio(self.subsys, entry, gfp, orders)
 
     # -- folio helpers ----------------------------------------------------------------
     def swapcache_folio(self, head: int) -> Folio | None:
@@ -373,6 +378,7 @@ class Machine:
             return
         if memory.handle_mm_fault(self, mm, page, write) == memory.VM_FAULT_OOM:
             self.oom_kill(mm)
+        self.run_deferred()
 
     def map(self, pid: int, page: int, npages: int) -> None:
         mm = self.mm(pid)
@@ -422,17 +428,31 @@ class Machine:
         mm = self.mm(pid)
         if mm is None or npages <= 0:
             return 0
-        return memory.madvise_pageout(self, mm, page, page + npages)
+        reclaimed = memory.madvise_pageout(self, mm, page, page + npages)
+        self.run_deferred()
+        return reclaimed
+
+    def run_deferred(self) -> None:
+        """Work the operation just finished queued for another CPU: zswap's
+        shrink worker runs now, after the reclaim that queued it (the other
+        deferred work waits for :func:`ghostswap.kernel.quiescent`)."""
+        zswap = self.zswap
+        if zswap is not None and zswap.shrink_work.pending:
+            flush_work(zswap.shrink_work)
 
     def fork(self, pid: int, child_pid: int) -> None:
         parent = self.mm(pid)
         if parent is None:
             return
         if child_pid in self.mms or child_pid == pid:
-            raise ConfigError(f"fork: pid {child_pid} already exists")
+            raise ConfigError(f"fork: pid {pid} forks a child pid {child_pid} that already exists")
         self.killed.discard(child_pid)
         child = self.mms[child_pid] = MmStruct(child_pid)
-        memory.copy_page_range(self, parent, child)
+        if memory.copy_page_range(self, parent, child) is not None:
+            # dup_mmap failed: the half-built child is torn down and never
+            # runs; its events are skipped like a killed process's.
+            self.exit(child_pid)
+            self.killed.add(child_pid)
 
     def exit(self, pid: int) -> None:
         mm = self.mms.pop(pid, None)
@@ -446,9 +466,6 @@ class Machine:
         self.events["oom_kill"] += 1
         self.killed.add(mm.pid)
         self.exit(mm.pid)
-
-    def charge(self, nr_pages: int) -> bool:
-        return try_charge_memcg(self, nr_pages)
 
     # -- bulk hits -------------------------------------------------------------------------
     def apply_hits(self, ptis: np.ndarray, writes: np.ndarray) -> None:

@@ -83,10 +83,5 @@ def try_charge_memcg(vm: Machine, nr_pages: int, may_reclaim: bool = True) -> bo
             return False
 
 
-def mem_cgroup_charge_force(vm: Machine, nr_pages: int) -> None:
-    """``page_counter_charge``: charge past the limit (__GFP_NOFAIL)."""
-    _commit(vm.memcg, nr_pages)
-
-
 def mem_cgroup_uncharge(vm: Machine, nr_pages: int) -> None:
     vm.memcg.usage_pages -= nr_pages

@@ -12,13 +12,14 @@ serves fork; ``madvise_pageout`` reclaims a range at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ghostswap.kernel.bug import WARN
-from ghostswap.kernel.gfp import Gfp
-from ghostswap.mm import swapfile, vmscan
+from ghostswap.kernel.bug import WARN, KernelBug
+from ghostswap.kernel.gfp import GFP_KERNEL, Gfp
+from ghostswap.mm import page_io, swapfile, vmscan
 from ghostswap.mm.folio import Folio, PG_locked
 from ghostswap.mm.huge_memory import split_folio
 from ghostswap.mm.memcontrol import mem_cgroup_uncharge, try_charge_memcg
@@ -47,7 +48,6 @@ from ghostswap.mm.rmap import folio_add_anon_rmap, folio_remove_rmap
 from ghostswap.mm.swap import PMD_ORDER, SWP_SYNCHRONOUS_IO, SWP_TYPE_SHIFT
 from ghostswap.mm.swap_readahead import swap_update_readahead, swapin_readahead
 from ghostswap.mm.swap_state import swap_cache_get_folio
-from ghostswap.mm.zswap import zswap_is_present
 
 if TYPE_CHECKING:
     from ghostswap.mm.machine import Machine
@@ -61,6 +61,7 @@ __all__ = [
     "do_swap_page",
     "do_wp_page",
     "exit_mmap",
+    "for_each_pte_range",
     "handle_mm_fault",
     "madvise_pageout",
     "zap_pte_range",
@@ -69,6 +70,7 @@ __all__ = [
 VM_FAULT_DONE = 0
 VM_FAULT_RETRY = 1
 VM_FAULT_OOM = 2
+FAULT_RETRIES = 8
 
 _NEW_PTE = PTE_PRESENT | PTE_WRITE | PTE_YOUNG | PTE_EXCL
 
@@ -84,7 +86,7 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
     pti = pt.pti(mm.pid, page)
     mm.regions.add(page >> REGION_SHIFT)
     pte = pt.pte_mv
-    for _ in range(8):
+    for _ in range(FAULT_RETRIES):
         value = pte[pti]
         if not value:
             ret = do_anonymous_page(vm, mm, vma, pti, page, write)
@@ -102,8 +104,12 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
         if ret != VM_FAULT_RETRY:
             vm.events["pgfault"] += 1
             return ret
-    WARN("handle_mm_fault: too many retries")
-    return VM_FAULT_DONE
+    # Every retry follows a change another path made to this PTE; eight in a
+    # row means the model loops, and dropping the access would hide it.
+    raise KernelBug(
+        f"handle_mm_fault: pid {mm.pid} page {page:#x} ({'write' if write else 'read'}) "
+        f"still faults after {FAULT_RETRIES} tries (a model bug)"
+    )
 
 
 def _map_new_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> None:
@@ -229,10 +235,11 @@ def _unmap_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> No
 
 
 def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) -> int:
-    """The orders a synchronous swap-in may try (``alloc_swap_folio``):
+    """The orders a synchronous swap-in may try (``thp_swapin_suitable_orders``):
     enabled mTHP sizes below PMD whose aligned range fits the VMA, whose
     PTEs are the contiguous swap entries of the range, aligned like the
-    swap offset, and none of which zswap holds."""
+    swap offset. (Whether zswap holds part of a range is found out by
+    ``__swap_cache_alloc``, which then falls back and counts it.)"""
     orders = 1
     pte = vm.pt.pte_mv
     for order in vm.vma_anon_orders(vma):
@@ -250,8 +257,6 @@ def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) ->
         excl = pte[pti] & PTE_SWP_EXCL
         if any(pte[base + i] != pte_mk_swap(first + i, bool(excl)) for i in range(nr)):
             continue
-        if vm.zswap is not None and zswap_is_present(vm.zswap, first, nr):
-            continue
         orders |= 1 << order
     return orders
 
@@ -267,8 +272,6 @@ def _swapin_folio(
         gfp = Gfp.DIRECT_RECLAIM if vm.vma_thp_may_reclaim(vma) else 0
         result = vm.swap_cache_alloc(entry, thp_swapin_orders(vm, vma, page, pti, entry), gfp)
         if isinstance(result, Folio):
-            from ghostswap.mm import page_io
-
             head = result.pfn - vm.pfn_base
             page_io.swap_read_folio(vm, result, head)
             vm.lru_add_new(head)
@@ -289,7 +292,7 @@ def do_swap_page(
     entry = pte_to_swp_entry(value)
     folio = swap_cache_get_folio(subsys, entry)
     if folio is not None:
-        swap_update_readahead(vm, folio, vma)
+        swap_update_readahead(vm, folio, vma, page)
     else:
         got = _swapin_folio(vm, mm, vma, pti, page, entry)
         if not isinstance(got, Folio):
@@ -357,6 +360,18 @@ def _blocks_in(mm: MmStruct, start: int, end: int) -> list[int]:
     return sorted(r for r in mm.regions if first <= r <= last)
 
 
+def for_each_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> Iterator[range]:
+    """The PTE indices of [start, end) in each of `mm`'s page-table blocks
+    (``walk_page_range`` over the PMDs that have a table), block by block."""
+    pt = vm.pt
+    for region in _blocks_in(mm, start, end):
+        block = pt.block(mm.pid, region, create=False)
+        if block < 0:
+            continue
+        rstart = region << REGION_SHIFT
+        yield range(block + max(start, rstart) - rstart, block + min(end, rstart + PMD_NR) - rstart)
+
+
 def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
     """Unmap [start, end) of `mm`: free folios nothing else maps, drop swap
     counts (freeing slots and cache nothing needs), clear the PTEs."""
@@ -364,16 +379,10 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
     pt = vm.pt
     frames = vm.frames
     subsys = vm.subsys
-    for region in _blocks_in(mm, start, end):
-        block = pt.block(mm.pid, region, create=False)
-        if block < 0:
-            continue
-        rstart = region << REGION_SHIFT
-        lo = max(start, rstart) - rstart
-        hi = min(end, rstart + PMD_NR) - rstart
+    for ptes in for_each_pte_range(vm, mm, start, end):
+        lo, hi = ptes.start, ptes.stop
         pte = pt.pte_mv
-        for k in np.flatnonzero(pt.pte[block + lo : block + hi]).tolist():
-            p = block + lo + k
+        for p in (lo + np.flatnonzero(pt.pte[lo:hi])).tolist():
             value = pte[p]
             if not value:
                 continue
@@ -385,7 +394,7 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
                 head = frames.folio_head(frame)
                 nr = 1 << frames.order_mv[head]
                 base = p - (frame - head)
-                if nr > 1 and (base < block + lo or base + nr > block + hi):
+                if nr > 1 and (base < lo or base + nr > hi):
                     split_folio(vm, head)
                     head, nr, base = frame, 1, p
                 for i in range(nr):
@@ -400,7 +409,7 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
                 mm.rss_swapents -= 1
                 if cached is not None:
                     vm.reap_orphan(cached)
-        pt.token[block + lo : block + hi] = 0
+        pt.token[lo:hi] = 0
     vm.unmap_epoch += 1
 
 
@@ -418,9 +427,15 @@ def exit_mmap(vm: Machine, mm: MmStruct) -> None:
     mm.alive = False
 
 
-def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
+def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> str | None:
     """fork: the child gets the parent's VMAs and PTEs; swap entries gain a
-    count, folios a mapping; both sides lose write access and exclusivity."""
+    count, folios a mapping; both sides lose write access and exclusivity.
+
+    A swap count that needs an extend table the atomic allocation could not
+    provide is retried after ``swap_retry_table_alloc(entry, GFP_KERNEL)``
+    with the locks dropped (``copy_pte_range``'s -EIO path); returns
+    "ENOMEM" if even that fails (the fork fails), else None.
+    """
     vm.sync_hits()
     pt = vm.pt
     frames = vm.frames
@@ -428,36 +443,43 @@ def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> None:
     for vma in parent.vmas:
         child.map_range(vma.start, vma.end)
     clear = ~(PTE_WRITE | PTE_EXCL)
-    for region in sorted(parent.regions):
-        pbase = pt.block(parent.pid, region, create=False)
-        if pbase < 0:
-            continue
-        cbase = pt.block(child.pid, region)
-        pbase = pt.block(parent.pid, region, create=False)  # the table may have grown
-        child.regions.add(region)
-        pt.token[cbase : cbase + PMD_NR] = pt.token[pbase : pbase + PMD_NR]
-        pte = pt.pte_mv
-        for k in np.flatnonzero(pt.pte[pbase : pbase + PMD_NR]).tolist():
-            value = pte[pbase + k]
-            if value & PTE_PRESENT:
-                if not value & PTE_ZERO:
-                    frame = value >> PTE_FRAME_SHIFT
-                    head = frames.folio_head(frame)
-                    if frame == head:
-                        folio_add_anon_rmap(vm, head, cbase + k)
-                    child.rss_anon += 1
-                    value &= clear
-                    pte[pbase + k] = value
-                pte[cbase + k] = value
-            else:
-                err = swapfile.swap_dup_entry_direct(subsys, pte_to_swp_entry(value))
-                if err is not None:
-                    WARN(f"copy_page_range: swap_dup_entry_direct failed with {err}")
+    try:
+        for region in sorted(parent.regions):
+            pbase = pt.block(parent.pid, region, create=False)
+            if pbase < 0:
+                continue
+            cbase = pt.block(child.pid, region)
+            pbase = pt.block(parent.pid, region, create=False)  # the table may have grown
+            child.regions.add(region)
+            pt.token[cbase : cbase + PMD_NR] = pt.token[pbase : pbase + PMD_NR]
+            pte = pt.pte_mv
+            for k in np.flatnonzero(pt.pte[pbase : pbase + PMD_NR]).tolist():
+                value = pte[pbase + k]
+                if value & PTE_PRESENT:
+                    if not value & PTE_ZERO:
+                        frame = value >> PTE_FRAME_SHIFT
+                        head = frames.folio_head(frame)
+                        if frame == head:
+                            folio_add_anon_rmap(vm, head, cbase + k)
+                        child.rss_anon += 1
+                        value &= clear
+                        pte[pbase + k] = value
+                    pte[cbase + k] = value
+                    continue
+                entry = pte_to_swp_entry(value)
+                while (err := swapfile.swap_dup_entry_direct(subsys, entry)) is not None:
+                    if err != "ENOMEM":
+                        WARN(f"copy_page_range: swap_dup_entry_direct failed with {err}")
+                        return err
+                    if not swapfile.swap_retry_table_alloc(subsys, entry, GFP_KERNEL):
+                        return "ENOMEM"
                 value &= ~PTE_SWP_EXCL
                 pte[pbase + k] = value
                 pte[cbase + k] = value
                 child.rss_swapents += 1
-    vm.unmap_epoch += 1
+        return None
+    finally:
+        vm.unmap_epoch += 1
 
 
 def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
@@ -468,16 +490,10 @@ def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
     frames = vm.frames
     flags = frames.flags_mv
     heads: list[int] = []
-    for region in _blocks_in(mm, start, end):
-        block = pt.block(mm.pid, region, create=False)
-        if block < 0:
-            continue
-        rstart = region << REGION_SHIFT
-        lo = max(start, rstart) - rstart
-        hi = min(end, rstart + PMD_NR) - rstart
+    for ptes in for_each_pte_range(vm, mm, start, end):
+        lo, hi = ptes.start, ptes.stop
         pte = pt.pte_mv
-        for k in np.flatnonzero(pt.pte[block + lo : block + hi]).tolist():
-            p = block + lo + k
+        for p in (lo + np.flatnonzero(pt.pte[lo:hi])).tolist():
             value = pte[p]
             if not value & PTE_PRESENT or value & PTE_ZERO:
                 continue
@@ -487,13 +503,12 @@ def madvise_pageout(vm: Machine, mm: MmStruct, start: int, end: int) -> int:
                 continue
             nr = 1 << frames.order_mv[head]
             base = p - (frame - head)
-            if nr > 1 and (base < block + lo or base + nr > block + hi):
+            if nr > 1 and (base < lo or base + nr > hi):
                 split_folio(vm, head)
                 head, nr, base = frame, 1, p
             if frame != head:
                 continue
-            for i in range(nr):
-                pte[base + i] &= ~PTE_YOUNG
+            # Pageout (unlike MADV_COLD) leaves the PTEs young.
             f = flags[head] & ~FL_REFERENCED
             if f & FL_ACTIVE:
                 f |= FL_WORKINGSET

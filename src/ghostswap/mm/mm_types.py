@@ -12,7 +12,7 @@ present entry (frame index and the hardware bits), or a swap entry::
     swap:     |--- type:5 | offset:50 ---|EXCL|1|0|
 
 A parallel array holds, per virtual page, the content token the process
-last wrote there: what it expects to read back (:mod:`ghostswap.storage.content`).
+last wrote there: what it expects to read back (:mod:`ghostswap.mm.content`).
 
 Frames (``struct page`` of the memory the VM uses) are arrays indexed by
 frame number; a folio is a naturally aligned run of frames whose head

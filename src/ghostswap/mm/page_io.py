@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ghostswap.kernel.bug import WARN
 from ghostswap.mm import swapfile, zswap
+from ghostswap.mm.content import BAD_TOKEN, ZERO_TOKEN
 from ghostswap.mm.folio import PG_dirty, PG_uptodate
 from ghostswap.mm.swap import (
     PMD_ORDER,
@@ -27,7 +28,6 @@ from ghostswap.mm.swap import (
     swap_cluster_unlock,
 )
 from ghostswap.mm.swap_table import SWP_TB_ZERO_FLAG
-from ghostswap.storage.content import BAD_TOKEN, ZERO_TOKEN
 
 if TYPE_CHECKING:
     from ghostswap.mm.folio import Folio

@@ -98,25 +98,29 @@ def pti_owner(vm: Machine, pti: int) -> int:
     return vm.pt.block_key[pti & ~(PMD_NR - 1)] >> PID_SHIFT
 
 
-def try_to_unmap(vm: Machine, head: int, folio: Folio) -> None:
-    """Replace every mapping of a swap-cache folio by swap entries.
+def try_to_unmap(vm: Machine, head: int, folio: Folio) -> bool:
+    """Replace every mapping of a swap-cache folio by swap entries; True if
+    none is left.
 
     Each mapping takes one count on each slot (``folio_dup_swap``) and
-    passes its PTEs' dirty bits to the folio.
+    passes its PTEs' dirty bits to the folio. If a count cannot be taken
+    (its extend table could not be allocated), ``try_to_unmap_one`` keeps
+    that PTE and stops: the folio stays mapped there and further on, and
+    the caller activates it.
     """
     frames = vm.frames
     mappings = frames.mappings(head)
     if not mappings:
-        return
+        return True
     nr = 1 << folio.order
     pte = vm.pt.pte_mv
     entry = folio.swap
     subsys = vm.subsys
     dirty = False
+    done: list[int] = []
     for base in mappings:
-        err = swapfile.folio_dup_swap(subsys, folio)
-        if err is not None:
-            WARN(f"try_to_unmap: folio_dup_swap failed with {err}")
+        if swapfile.folio_dup_swap(subsys, folio) is not None:
+            break
         for i in range(nr):
             value = pte[base + i]
             if value & PTE_DIRTY:
@@ -126,10 +130,16 @@ def try_to_unmap(vm: Machine, head: int, folio: Folio) -> None:
         if mm is not None:
             mm.rss_anon -= nr
             mm.rss_swapents += nr
+        done.append(base)
     if dirty:
         folio.flags |= PG_dirty
-    frames.rmap_mv[head] = -1
-    frames.extra_rmap.pop(head, None)
-    frames.mapcount_mv[head] = 0
-    folio.mapcount = 0
     vm.unmap_epoch += 1
+    if len(done) == len(mappings):
+        frames.rmap_mv[head] = -1
+        frames.extra_rmap.pop(head, None)
+        frames.mapcount_mv[head] = 0
+        folio.mapcount = 0
+        return True
+    for base in done:
+        folio_remove_rmap(vm, head, base)
+    return False

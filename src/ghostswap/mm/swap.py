@@ -27,7 +27,7 @@ from ghostswap.kernel.rcu import rcu_read_lock, rcu_read_unlock
 from ghostswap.kernel.spinlock import local_lock_t, spin_lock, spin_unlock, spinlock_t
 from ghostswap.kernel.workqueue import WorkStruct
 from ghostswap.kernel.xarray import XArray, xa_load
-from ghostswap.mm.folio import Folio, folio_alloc
+from ghostswap.mm.folio import Folio, folio_alloc, folio_free
 from ghostswap.mm.seed_reverts import SeedReverts
 from ghostswap.mm.swap_table import SwapExtendTable, SwapMemcgTable, SwapTable
 from ghostswap.mm.vmstat import MthpStats, VmEvents
@@ -188,8 +188,9 @@ class SwapHooks:
     """Where the swap model calls out to the layers above it.
 
     The defaults make the swap model usable on its own: swap-in folios come
-    from the folio allocator, memcg charges succeed, freed slots notify
-    nobody, and swapoff has no page tables to walk.
+    from the folio allocator (and go back to it when the swap cache drops
+    them before use), memcg charges succeed, freed slots notify nobody, and
+    swapoff has no page tables to walk.
     """
 
     __slots__ = (
@@ -197,19 +198,25 @@ class SwapHooks:
         "memcg_charge_swapin",
         "slot_free_notify",
         "swapin_folio_alloc",
+        "swapin_folio_free",
         "unuse",
         "workingset_refault",
+        "zswap_is_present",
     )
 
     def __init__(self) -> None:
         self.swapin_folio_alloc: Callable[[int, int, int], Folio | None] = (
             lambda order, gfp, memcg_id: folio_alloc(order, gfp, memcg_id)
         )
+        # The last folio_put of a swap-in folio that never left __swap_cache_alloc.
+        self.swapin_folio_free: Callable[[Folio], None] = folio_free
         self.memcg_charge_swapin: Callable[[Folio, int, int], bool] = lambda f, m, g: True
         self.slot_free_notify: Callable[[SwapInfo, int, int], None] | None = None
         self.unuse: Callable[[SwapInfo], None] | None = None
         self.workingset_refault: Callable[[Folio, int], None] | None = None
         self.discard: Callable[[SwapInfo, int, int], None] | None = None
+        # zswap_is_present(entry, nr): does zswap hold any slot of the range?
+        self.zswap_is_present: Callable[[int, int], bool] | None = None
 
 
 class AllocStats:
@@ -333,7 +340,9 @@ class SwapSubsystem:
     `percpu_policy` is ``"global"`` (mainline: one cached cluster per CPU and
     order, on whichever device it came from) or ``"per-device"`` (each device
     keeps its own per-CPU clusters and allocation walks devices by priority
-    first, as the swap tiers series does).
+    first, as the swap tiers series does). `si_max_bits` and
+    `fix_ghost_swapoff_leak` ask what-if questions about the seed (a wider
+    ``si->max``; a swapoff that frees the ghost pool).
     """
 
     def __init__(
@@ -345,6 +354,7 @@ class SwapSubsystem:
         memcg: bool = True,
         reverts: SeedReverts | None = None,
         si_max_bits: int = 32,
+        fix_ghost_swapoff_leak: bool = False,
     ) -> None:
         if percpu_policy not in ("global", "per-device"):
             raise ValueError(
@@ -357,6 +367,9 @@ class SwapSubsystem:
         self.memcg = memcg
         self.reverts = reverts or SeedReverts()
         self.si_max_bits = si_max_bits
+        # What-if: swapoff frees a ghost device's pool (ghost_pool_destroy),
+        # as a fix of the seed's leak would.
+        self.fix_ghost_swapoff_leak = fix_ghost_swapoff_leak
         self.swap_info: list[SwapInfo | None] = [None] * MAX_SWAPFILES
         self.nr_swapfiles = 0
         self.swap_active_head = PlistHead()

@@ -154,13 +154,23 @@ def swapin_readahead(vm: Machine, vma: Vma, page: int, pti: int, entry: int) -> 
     return swap_cluster_readahead(vm, entry)
 
 
-def swap_update_readahead(vm: Machine, folio: Folio, vma: Vma) -> None:
-    """A swap cache hit: count it if the folio was read ahead."""
-    if folio.order or not folio.flags & PG_readahead:
+def swap_update_readahead(vm: Machine, folio: Folio, vma: Vma, page: int) -> None:
+    """A swap cache hit at `page`: count it if the folio was read ahead.
+
+    In VMA mode every hit (read ahead or not) becomes the VMA's previous
+    fault address, keeping the window; only a read-ahead folio adds a hit.
+    So the next miss of a sequential scan reads forward from itself.
+    """
+    if folio.order:
         return
+    readahead = bool(folio.flags & PG_readahead)
     folio.flags &= ~PG_readahead
-    vm.events["swap_ra_hit"] += 1
-    if vm.vma_ra_enabled and not vm.subsys.nr_rotate_swap:
-        vma.ra_hits = min(vma.ra_hits + 1, SWAP_RA_HITS_MAX)
-    else:
-        vm.swapin_readahead_hits += 1
+    vma_ra = vm.vma_ra_enabled and not vm.subsys.nr_rotate_swap
+    if vma_ra:
+        vma.ra_prev = page
+        if readahead:
+            vma.ra_hits = min(vma.ra_hits + 1, SWAP_RA_HITS_MAX)
+    if readahead:
+        vm.events["swap_ra_hit"] += 1
+        if not vma_ra:
+            vm.swapin_readahead_hits += 1

@@ -22,8 +22,6 @@ from ghostswap.mm.folio import (
     PG_locked,
     PG_swapbacked,
     PG_swapcache,
-    PG_uptodate,
-    folio_free,
     mem_map,
 )
 from ghostswap.mm.swap import (
@@ -147,7 +145,6 @@ def __swap_cache_add_folio(si: SwapInfo, ci: SwapClusterInfo, folio: Folio, entr
         if swapfile._debug_vm and (old_tb & 3) == 2:
             WARN(f"__swap_cache_add_folio: {ci!r} slot {off} already cached")
         table[off] = pfn_tb | (old_tb & SWP_TB_FLAGS_MASK)
-    folio._refcount += nr_pages
     folio.flags |= PG_swapcache
     folio.swap = entry
     si.subsys.nr_swapcache_pages += nr_pages
@@ -199,7 +196,6 @@ def swap_cache_del_folio(subsys: SwapSubsystem, folio: Folio) -> None:
     assert ci is not None, "a swap cache folio pins its cluster"
     __swap_cache_del_folio(si, ci, folio, entry, None)
     spin_unlock(ci.lock)
-    folio._refcount -= 1 << folio.order
 
 
 def __swap_cache_replace_folio(ci: SwapClusterInfo, old: Folio, new: Folio) -> None:
@@ -249,8 +245,9 @@ def __swap_cache_check_batch(
 
 def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: int) -> Folio | str:
     """Allocate a folio of `order` for a swapped-out range and add it to the
-    swap cache, or return why not: "ENOMEM"/"EBUSY" (try a smaller order),
-    "ENOENT"/"EEXIST" (slot freed or already cached).
+    swap cache, or return why not: "ENOMEM"/"EBUSY" (try a smaller order;
+    "EBUSY" also when zswap holds part of a large range), "ENOENT"/"EEXIST"
+    (slot freed or already cached).
 
     The cluster lock is dropped to allocate the folio; the seed re-locks the
     cluster by offset each time, since a ghost cluster may be gone.
@@ -288,7 +285,7 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     if err or shadow_check != shadow:
         if ci is not None:
             swap_cluster_unlock(ci)
-        folio_free(folio)
+        subsys.hooks.swapin_folio_free(folio)
         # A changed shadow means the slot was reused: the caller retries.
         return err or "EAGAIN"
     assert ci is not None
@@ -297,21 +294,34 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     __swap_cache_add_folio(si, ci, folio, entry)
     swap_cluster_unlock(ci)
 
+    # In the swap cache the range is pinned: zswap can neither store nor
+    # write back a slot of it now, so this answer is stable.
+    zswap_is_present = subsys.hooks.zswap_is_present
+    if order and zswap_is_present is not None and zswap_is_present(entry, nr_pages):
+        _delete_new_folio(si, ci, folio, entry, shadow)
+        return "EBUSY"
     if not subsys.hooks.memcg_charge_swapin(folio, folio.memcg_id, gfp):
-        # The folio pins the cluster (the seed's assumption), so the old
-        # pointer is used without a re-lookup.
-        spin_lock(ci.lock)
-        __swap_cache_del_folio(si, ci, folio, entry, shadow)
-        spin_unlock(ci.lock)
-        folio.flags &= ~PG_locked
-        folio._refcount -= nr_pages
-        folio_free(folio)
+        _delete_new_folio(si, ci, folio, entry, shadow)
         subsys.mthp.count(order, "swpin_fallback_charge")
         return "ENOMEM"
     refault = subsys.hooks.workingset_refault
     if shadow and refault is not None:
         refault(folio, shadow)
     return folio
+
+
+def _delete_new_folio(
+    si: SwapInfo, ci: SwapClusterInfo, folio: Folio, entry: int, shadow: int | None
+) -> None:
+    """``__swap_cache_alloc``'s delete_folio: undo the insert, restoring the
+    shadow, and put the folio."""
+    # The folio pins the cluster (the seed's assumption), so the old pointer
+    # is used without a re-lookup.
+    spin_lock(ci.lock)
+    __swap_cache_del_folio(si, ci, folio, entry, shadow)
+    spin_unlock(ci.lock)
+    folio.flags &= ~PG_locked
+    si.subsys.hooks.swapin_folio_free(folio)
 
 
 def _relock(si: SwapInfo, offset: int, stale: SwapClusterInfo | None) -> SwapClusterInfo | None:
@@ -354,10 +364,6 @@ def swap_cluster_readahead_range(si: SwapInfo, offset: int, mask: int) -> range:
     if end >= si.max:
         end = si.max - 1
     return range(start, end + 1)
-
-
-def folio_mark_uptodate(folio: Folio) -> None:
-    folio.flags |= PG_uptodate
 
 
 compile_lean(globals())

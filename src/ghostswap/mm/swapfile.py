@@ -185,18 +185,6 @@ def __try_to_reclaim_swap(si: SwapInfo, offset: int, flags: int) -> int:
 
 
 # -- cluster state ----------------------------------------------------------------------
-def cluster_is_empty(ci: SwapClusterInfo) -> bool:
-    return ci.count == 0
-
-
-def cluster_is_discard(ci: SwapClusterInfo) -> bool:
-    return ci.flags == CLUSTER_FLAG_DISCARD
-
-
-def cluster_table_is_alloced(ci: SwapClusterInfo) -> bool:
-    return ci.table is not None
-
-
 def cluster_is_usable(ci: SwapClusterInfo, order: int) -> bool:
     if ci.flags > CLUSTER_FLAG_USABLE:
         return False
@@ -868,24 +856,6 @@ def add_to_avail_list(si: SwapInfo, swapon: bool) -> None:
         spin_unlock(subsys.swap_avail_lock)
 
 
-def swap_usage_add(si: SwapInfo, nr_entries: int) -> bool:
-    """Account allocated slots; a device that just filled leaves the
-    available list. Returns True in that case."""
-    inuse = si.inuse_pages = si.inuse_pages + nr_entries
-    if inuse > si.peak_inuse_pages:
-        si.peak_inuse_pages = inuse
-    if inuse == si.pages and not si.offlist:
-        del_from_avail_list(si, False)
-        return True
-    return False
-
-
-def swap_usage_sub(si: SwapInfo, nr_entries: int) -> None:
-    si.inuse_pages -= nr_entries
-    if si.offlist:
-        add_to_avail_list(si, False)
-
-
 def swap_range_alloc(si: SwapInfo, nr_entries: int) -> None:
     subsys = si.subsys
     subsys.nr_swap_pages -= nr_entries
@@ -1198,8 +1168,10 @@ def swap_dup_entries_cluster(si: SwapInfo, offset: int, nr: int) -> str | None:
             spin_unlock(ci.lock)
             ok = swap_extend_table_alloc(si, ci, ci_off, GFP_ATOMIC)
             spin_lock(ci.lock)
-            if ok and ci.extend_table is not None:
-                continue  # retry this slot
+            if ok:
+                # restart: the slot again, with the table or without the
+                # need for it (its count dropped while the lock was off).
+                continue
         for undo in range(ci_off - 1, ci_start - 1, -1):
             __swap_cluster_put_entry(ci, undo)
         swap_extend_table_try_free(ci)
@@ -1280,15 +1252,6 @@ def __swap_cluster_free_entries(
         free_cluster(si, ci)
     else:
         partial_free_cluster(si, ci)
-
-
-def __swap_count(subsys: SwapSubsystem, entry: int) -> int:
-    si = subsys.swap_info[entry >> SWP_TYPE_SHIFT]
-    assert si is not None
-    ci = __swap_offset_to_cluster(si, entry & SWP_OFFSET_MASK)
-    if ci is None:
-        return 0
-    return swp_tb_get_count(__swap_table_get(ci, (entry & SWP_OFFSET_MASK) % SWAPFILE_CLUSTER))
 
 
 def swap_entry_swapped(si: SwapInfo, entry: int) -> bool:
@@ -1393,26 +1356,6 @@ def set_debug_vm(on: bool) -> None:
     global _debug_vm
     _debug_vm = on
     set_debug_build(on)
-
-
-def count_in_use(si: SwapInfo) -> int:
-    """Slots that hold something other than NULL or BAD, walking the tables."""
-    used = 0
-    for ci in iter_clusters(si):
-        if ci.table is None:
-            continue
-        for swp_tb in ci.table:
-            if swp_tb and not swp_tb_is_bad(swp_tb):
-                used += 1
-    return used
-
-
-def iter_clusters(si: SwapInfo) -> list[SwapClusterInfo]:
-    """Every cluster the device has now (static array or ghost pool)."""
-    if si.flags & SWP_GHOST:
-        assert si.cluster_info_pool is not None
-        return [ci for _, ci in si.cluster_info_pool.items()]
-    return list(si.cluster_info or [])
 
 
 compile_lean(globals())

@@ -12,12 +12,18 @@ Kinds of device the model knows, and the kernel flags each gets:
                character device, so it has no ``SWP_BLKDEV`` either, unless
                `large_entries` asks the model to pretend otherwise.
 
-``si->max`` is an ``unsigned int`` in the kernel; a ghost device of 8x RAM
-wraps it from 2 TiB of RAM on, and the model keeps that (``si_max_bits``
-of the subsystem) so the consequences can be studied.
+``si->max`` is an ``unsigned int`` in the kernel. A static device reads its
+size from the swap header, whose ``last_page`` is a ``__u32`` (mkswap
+truncates a bigger area), and ``read_swap_header`` clamps ``last_page + 1``
+to ``UINT_MAX``: a file, partition or zram device of 2^32 - 1 pages or more
+gets ``si->max`` = 2^32 - 1. The ghost device skips the header; 8x RAM
+wraps ``si->max`` from 2 TiB of RAM on, and the model keeps that
+(``si_max_bits`` of the subsystem) so the consequences can be studied.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ghostswap.errors import ConfigError
 from ghostswap.kernel.bug import KernelError
@@ -68,11 +74,19 @@ from ghostswap.mm.swap_table import (
     swp_tb_is_null,
 )
 
-__all__ = ["DEVICE_KINDS", "GHOST_DEFAULT_MULTIPLE", "swapoff", "swapon"]
+__all__ = ["DEVICE_KINDS", "GHOST_DEFAULT_MULTIPLE", "SwapSpec", "swapoff", "swapon", "swapon_spec"]
 
 DEVICE_KINDS = ("file", "partition", "zram", "ghost")
 GHOST_DEFAULT_MULTIPLE = 8  # the seed: /dev/ghostswap is 8x RAM
-SWAP_HEADER_MAX_PAGES = 1 << 32  # info.last_page is a __u32
+# read_swap_header: maxpages = last_page + 1 (last_page a __u32), clamped to
+# UINT_MAX so that si->max does not wrap.
+SWAP_HEADER_MAX_PAGES = (1 << 32) - 1
+
+
+def read_swap_header(size_pages: int) -> int:
+    """``maxpages`` of a static device of `size_pages` pages as mkswap writes
+    its header and ``read_swap_header`` reads it back: at most UINT_MAX."""
+    return min(size_pages, SWAP_HEADER_MAX_PAGES)
 
 
 def ghost_maxpages(totalram_pages: int, multiple: int = GHOST_DEFAULT_MULTIPLE) -> int:
@@ -182,8 +196,10 @@ def swapon(
 ) -> SwapInfo:
     """Turn on a swap device of `size_pages` pages (the header page included).
 
-    A ghost device without a size gets `ghost_multiple` x RAM. Raises
-    :class:`ConfigError` for sizes the kernel or the entry format refuse.
+    A ghost device without a size gets `ghost_multiple` x RAM; a static
+    device larger than its swap header can describe is clamped (see the
+    module docstring). Raises :class:`ConfigError` for sizes the kernel or
+    the entry format refuse.
     """
     if kind not in DEVICE_KINDS:
         raise ConfigError(
@@ -199,12 +215,7 @@ def swapon(
     else:
         if size_pages is None:
             raise ConfigError(f"swapon: a {kind} device needs a size")
-        maxpages = size_pages
-        if maxpages > SWAP_HEADER_MAX_PAGES:
-            raise ConfigError(
-                f"swapon: {kind} of {maxpages} pages: a swap header describes at most "
-                f"2^32 pages (16 TiB)"
-            )
+        maxpages = read_swap_header(size_pages)
     if maxpages > X86_64_MAX_SWAPFILE_PAGES:
         raise ConfigError(
             f"swapon: {maxpages} pages exceed the swap entry format's limit of 2^50 pages "
@@ -238,6 +249,40 @@ def swapon(
     si.avail_list.prio = -si.prio
     enable_swap_info(si)
     return si
+
+
+@dataclass(frozen=True)
+class SwapSpec:
+    """The arguments of one :func:`swapon` (sizes in pages; None: the
+    default), as ``ghostswap.config.parse_swap_spec`` reads them from
+    ``KIND[:SIZE][:OPTION...]``."""
+
+    kind: str
+    size_pages: int | None = None
+    ram_multiple: int | None = None
+    prio: int | None = None
+    rotational: bool = False
+    discard: bool = False
+    large_entries: bool | None = None
+    text: str = ""
+
+    def describe(self) -> str:
+        return self.text or self.kind
+
+
+def swapon_spec(subsys: SwapSubsystem, spec: SwapSpec, name: str = "") -> SwapInfo:
+    """Turn on the device `spec` describes."""
+    return swapon(
+        subsys,
+        spec.kind,
+        spec.size_pages,
+        prio=spec.prio,
+        name=name,
+        rotational=spec.rotational,
+        discard=spec.discard,
+        ghost_multiple=spec.ram_multiple or GHOST_DEFAULT_MULTIPLE,
+        large_entries=spec.large_entries,
+    )
 
 
 def _enable_swap_info(si: SwapInfo) -> None:
@@ -339,7 +384,8 @@ def swapoff(subsys: SwapSubsystem, si: SwapInfo) -> None:
 
     A ghost device's pool is left as the seed leaves it: nothing in the
     patch frees cluster 0 (or any cluster still in the pool) at swapoff.
-    The model records what stays allocated in ``subsys.leaked``.
+    The model records what stays allocated in ``subsys.leaked``, unless
+    ``subsys.fix_ghost_swapoff_leak`` asks for the fix (:func:`ghost_pool_destroy`).
     """
     if not si.flags & SWP_WRITEOK:
         raise ConfigError(f"swapoff: {si.name} is not swapped on")
@@ -379,7 +425,9 @@ def swapoff(subsys: SwapSubsystem, si: SwapInfo) -> None:
     spin_unlock(subsys.swap_lock)
     if cluster_info is not None:
         free_swap_cluster_info(si, cluster_info)
-    if si.cluster_info_pool is not None and len(si.cluster_info_pool):
+    if subsys.fix_ghost_swapoff_leak:
+        ghost_pool_destroy(si)
+    elif si.cluster_info_pool is not None and len(si.cluster_info_pool):
         subsys.leaked.extend(ci for _, ci in si.cluster_info_pool.items())
     spin_lock(subsys.swap_lock)
     si.flags = 0

@@ -74,10 +74,12 @@ class ScanControl:
     __slots__ = (
         "force_deactivate",
         "may_deactivate",
+        "memcg_full_walk",
         "nr_reclaimed",
         "nr_scanned",
         "nr_to_reclaim",
         "priority",
+        "skipped_deactivate",
     )
 
     def __init__(self, nr_to_reclaim: int) -> None:
@@ -87,6 +89,8 @@ class ScanControl:
         self.nr_scanned = 0
         self.may_deactivate = False
         self.force_deactivate = False
+        self.skipped_deactivate = False
+        self.memcg_full_walk = False
 
 
 def try_to_free_mem_cgroup_pages(vm: Machine, nr_pages: int) -> int:
@@ -95,25 +99,36 @@ def try_to_free_mem_cgroup_pages(vm: Machine, nr_pages: int) -> int:
     vm.sync_hits()
     sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX))
     vm.vm_stats["reclaim_passes"] += 1
-    do_try_to_free_pages(vm, sc)
-    if not sc.nr_reclaimed:
-        # do_try_to_free_pages' retry: deactivate no matter what.
-        sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX))
-        sc.force_deactivate = True
-        do_try_to_free_pages(vm, sc)
-    return sc.nr_reclaimed
+    return do_try_to_free_pages(vm, sc)
 
 
-def do_try_to_free_pages(vm: Machine, sc: ScanControl) -> None:
+def do_try_to_free_pages(vm: Machine, sc: ScanControl) -> int:
+    """Lower the priority until the goal is met; if nothing at all was
+    reclaimed, retry from the start: once with a full memcg walk (the same
+    single memcg here, but the kernel does run the loop again), then with
+    forced deactivation if an active list was skipped."""
+    initial_priority = sc.priority
     while True:
-        prepare_scan_control(vm, sc)
-        shrink_lruvec(vm, sc)
-        if sc.nr_reclaimed >= sc.nr_to_reclaim:
-            break
-        sc.priority -= 1
-        if sc.priority < 0:
-            break
-    vm.refaults_snapshot = vm.events["workingset_activate_anon"]
+        while True:
+            sc.nr_scanned = 0
+            prepare_scan_control(vm, sc)
+            shrink_lruvec(vm, sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                break
+            sc.priority -= 1
+            if sc.priority < 0:
+                break
+        vm.refaults_snapshot = vm.events["workingset_activate_anon"]
+        if sc.nr_reclaimed:
+            return sc.nr_reclaimed
+        if not sc.memcg_full_walk:
+            sc.memcg_full_walk = True
+        elif sc.skipped_deactivate:
+            sc.force_deactivate = True
+            sc.skipped_deactivate = False
+        else:
+            return 0
+        sc.priority = initial_priority
 
 
 def prepare_scan_control(vm: Machine, sc: ScanControl) -> None:
@@ -132,7 +147,13 @@ def inactive_is_low(vm: Machine) -> bool:
 
 
 def can_reclaim_anon_pages(vm: Machine) -> bool:
+    """Is there free swap to reclaim anon to (no swap.max: the global count)?"""
     return vm.subsys.nr_swap_pages > 0
+
+
+def can_age_anon_pages(vm: Machine) -> bool:
+    """Is aging the anon LRU worth it: is any swap present, even if full?"""
+    return vm.subsys.total_swap_pages > 0
 
 
 def get_scan_count(vm: Machine, sc: ScanControl) -> tuple[int, int]:
@@ -160,30 +181,41 @@ def get_scan_count(vm: Machine, sc: ScanControl) -> tuple[int, int]:
 
 
 def shrink_lruvec(vm: Machine, sc: ScanControl) -> None:
+    """Scan the lists in SWAP_CLUSTER_MAX batches, inactive before active
+    (``for_each_evictable_lru``), until this call has reclaimed
+    ``nr_to_reclaim`` (memcg reclaim stops there: with no file pages there
+    is no proportional rescan)."""
     nr_inactive, nr_active = get_scan_count(vm, sc)
     nr_reclaimed = 0
-    goal = sc.nr_to_reclaim
+    nr_to_reclaim = sc.nr_to_reclaim
     while nr_inactive:
-        if nr_active:
-            scan = min(nr_active, SWAP_CLUSTER_MAX)
-            nr_active -= scan
-            if sc.may_deactivate:
-                shrink_active_list(vm, scan)
         scan = min(nr_inactive, SWAP_CLUSTER_MAX)
         nr_inactive -= scan
         nr_reclaimed += shrink_inactive_list(vm, scan, sc)
-        if sc.nr_reclaimed + nr_reclaimed >= goal:
-            # Memcg reclaim stops once the goal is met (no file list to balance).
+        if nr_active:
+            scan = min(nr_active, SWAP_CLUSTER_MAX)
+            nr_active -= scan
+            # shrink_list(): the active list only when deactivation is allowed.
+            if sc.may_deactivate:
+                shrink_active_list(vm, scan)
+            else:
+                sc.skipped_deactivate = True
+        if nr_reclaimed >= nr_to_reclaim:
             break
     sc.nr_reclaimed += nr_reclaimed
-    if can_reclaim_anon_pages(vm) and inactive_is_low(vm):
+    # Rebalance the anon lists even if nothing was evicted from them.
+    if can_age_anon_pages(vm) and inactive_is_low(vm):
         shrink_active_list(vm, SWAP_CLUSTER_MAX)
 
 
 def lru_note_cost(vm: Machine, nr_io: int, nr_rotated: int) -> None:
-    """``lru_note_cost`` for anon: IO weighs SWAP_CLUSTER_MAX times a rotation;
-    both costs decay once they outgrow a quarter of the LRU."""
-    vm.anon_cost += nr_io * SWAP_CLUSTER_MAX + nr_rotated
+    """``lru_note_cost_unlock_irq`` for anon: IO weighs SWAP_CLUSTER_MAX
+    times a rotation; both costs decay once they outgrow a quarter of the
+    LRU. A zero cost records (and decays) nothing."""
+    cost = nr_io * SWAP_CLUSTER_MAX + nr_rotated
+    if not cost:
+        return
+    vm.anon_cost += cost
     lrusize = vm.frames.lru_pages[0] + vm.frames.lru_pages[1]
     if vm.anon_cost + vm.file_cost > lrusize // 4:
         vm.anon_cost //= 2
@@ -324,16 +356,21 @@ def shrink_folio_list(
         i += 1
         nr = 1 << order[head]
         mapped = rmap[head] >= 0
-        if not ignore_references and mapped:
-            # Most scanned folios end here, so this comes before anything else.
-            references = folio_check_references(vm, head, nr)
-            if references == FOLIOREF_ACTIVATE:
-                _activate(vm, head, vm.swapcache_folio(head), nr)
-                putback_folio(vm, head)
-                continue
-            if references == FOLIOREF_KEEP:
-                putback_folio(vm, head)
-                continue
+        if not ignore_references:
+            if mapped:
+                # Most scanned folios end here, so this comes before anything else.
+                references = folio_check_references(vm, head, nr)
+                if references == FOLIOREF_ACTIVATE:
+                    _activate(vm, head, vm.swapcache_folio(head), nr)
+                    putback_folio(vm, head)
+                    continue
+                if references == FOLIOREF_KEEP:
+                    putback_folio(vm, head)
+                    continue
+            else:
+                # folio_check_references of an unmapped folio: no young PTE,
+                # PG_referenced cleared, FOLIOREF_RECLAIM.
+                frames.flags_mv[head] &= ~FL_REFERENCED
         folio = vm.swapcache_folio(head)
         if not mapped and folio is None:
             # Nobody maps it and it holds no swap: just free it.
@@ -351,8 +388,12 @@ def shrink_folio_list(
                 continue
             nr = 1 << folio.order
         folio.flags |= PG_locked
-        if mapped:
-            try_to_unmap(vm, head, folio)
+        if mapped and not try_to_unmap(vm, head, folio):
+            # Still mapped (a swap count could not be taken): activate_locked.
+            folio.flags &= ~PG_locked
+            _activate(vm, head, folio, nr)
+            putback_folio(vm, head)
+            continue
         if folio.flags & PG_dirty:
             result = page_io.swap_writeout(vm, folio, head)
             if result == page_io.WRITE_ACTIVATE:
@@ -360,13 +401,16 @@ def shrink_folio_list(
                 _activate(vm, head, folio, nr)
                 putback_folio(vm, head)
                 continue
+            stat["nr_pageout"] += nr
             if result == page_io.WRITE_FREED:
+                # pageout() still returns PAGE_SUCCESS, but folio_free_swap()
+                # left the folio dirty, so it is kept; nothing maps or caches
+                # it, and the putback drops its last reference
+                # (move_folios_to_lru): freed, but not counted as reclaimed.
                 folio.flags &= ~PG_locked
                 vm.folio_left_swapcache(head, folio)
                 vm.free_folio(head)
-                nr_reclaimed += nr
                 continue
-            stat["nr_pageout"] += nr
         # Clean: __remove_mapping leaves a shadow and frees the folio.
         shadow = workingset.workingset_eviction(vm, head, nr)
         si = vm.subsys.swap_info[folio.swap >> SWP_TYPE_SHIFT]

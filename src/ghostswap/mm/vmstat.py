@@ -10,14 +10,11 @@ from __future__ import annotations
 
 __all__ = ["MTHP_STAT_ITEMS", "VM_EVENT_ITEMS", "MthpStats", "VmEvents", "mthp_size_name"]
 
+# The /proc/vmstat events the model counts, in the order ``ghostswap run``
+# reports them (its JSON ``vmstat`` has exactly these keys).
 VM_EVENT_ITEMS = (
     "pgfault",
     "pgmajfault",
-    "pgscan_anon",
-    "pgsteal_anon",
-    "pgactivate",
-    "pgdeactivate",
-    "pgrefill",
     "pswpin",
     "pswpout",
     "swap_ra",
@@ -29,11 +26,15 @@ VM_EVENT_ITEMS = (
     "zswpwb",
     "thp_swpout",
     "thp_swpout_fallback",
-    "thp_split_page",
+    "pgscan_anon",
+    "pgsteal_anon",
+    "pgrefill",
+    "pgactivate",
+    "pgdeactivate",
     "workingset_refault_anon",
     "workingset_activate_anon",
     "workingset_restore_anon",
-    "workingset_nodereclaim",
+    "oom_kill",
 )
 
 MTHP_STAT_ITEMS = (

@@ -9,9 +9,21 @@ charged to the memory cgroup as ``MEMCG_ZSWAP_B``.
 
 Entries are found by swap entry; a load is exclusive (the entry is erased
 and the folio dirtied), freed slots invalidate their entries
-(``SwapHooks.slot_free_notify``), and when the pool is full the shrink
-worker writes the oldest entries back to their device's store. A ghost
-device has nothing to write back to (the seed), so its entries stay.
+(``SwapHooks.slot_free_notify``). A store that fails while the pool is full
+queues ``shrink_worker`` (``zswap_shrink_work``), which writes the oldest
+entries back to their device's store, with the LRU's second chance
+(``shrink_memcg_cb``), until the pool is below the accept threshold. The
+kernel runs it on a workqueue; the machine runs it when the operation that
+queued it returns (``Machine.access``/``madvise_pageout``), so the rest of
+that reclaim still sees a full pool. Writeback of a ghost entry fails
+(patch 13/15 returns -EINVAL for ``SWP_GHOST`` in ``zswap_writeback_entry``),
+so a ghost device's entries stay.
+
+Not modelled: the memcg-aware shrinker (``zswap_shrinker_count``/
+``zswap_shrinker_scan``, registered when ``shrinker_enabled`` is set) that
+``shrink_slab`` calls under memory pressure below the pool limit; the
+``shrinker`` knob is kept for configuration parity and changes nothing. The
+full-pool worker does not depend on it, as in the kernel.
 
 Counters: debugfs names in :attr:`Zswap.stats`, ``zswpout``/``zswpin``/
 ``zswpwb`` in /proc/vmstat, per-size ``zswpout`` (counted by page_io).
@@ -23,9 +35,11 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from ghostswap.errors import ConfigError
+from ghostswap.kernel.workqueue import WorkStruct, schedule_work
+from ghostswap.mm.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 from ghostswap.mm.folio import PG_dirty
 from ghostswap.mm.swap import SWP_GHOST, SWP_OFFSET_MASK, SWP_TYPE_SHIFT, swp_entry
-from ghostswap.storage.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
+from ghostswap.mm.swap_state import swap_cache_has_folio
 
 if TYPE_CHECKING:
     from ghostswap.mm.folio import Folio
@@ -108,10 +122,15 @@ class Zswap:
         self.compress, self.decompress = COMPRESSORS[compressor]()  # type: ignore[misc]
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
+        # Only registers the memory-pressure shrinker, which is not modelled.
         self.shrinker_enabled = shrinker_enabled
         self.max_pages = totalram_pages * max_pool_percent // 100
         self.accept_pages = self.max_pages * accept_threshold_percent // 100
-        self.entries: dict[int, bytes] = {}  # swap entry -> compressed page, oldest first
+        self.entries: dict[int, bytes] = {}  # swap entry -> compressed page, LRU order
+        # Entries whose referenced bit the shrinker cleared (stored ones have it set).
+        self.unreferenced: set[int] = set()
+        # zswap_shrink_work; the machine binds it to shrink_worker.
+        self.shrink_work = WorkStruct(lambda: None, "zswap_shrink_work")
         self.total_bytes = 0
         self.peak_bytes = 0
         self.peak_entries = 0
@@ -136,6 +155,7 @@ def _erase(vm: Machine, zswap: Zswap, entry: int) -> bool:
     data = zswap.entries.pop(entry, None)
     if data is None:
         return False
+    zswap.unreferenced.discard(entry)
     zswap.total_bytes -= len(data)
     vm.memcg.zswap_bytes -= len(data)
     return True
@@ -155,15 +175,15 @@ def zswap_check_limits(zswap: Zswap) -> bool:
 def zswap_store(vm: Machine, folio: Folio, head: int) -> bool:
     """Compress every page of a locked swap-cache folio into the pool.
 
-    All or nothing: a failure undoes the pages already stored (and queues
-    the shrink worker if the pool was full).
+    All or nothing: a failure undoes the pages already stored, and queues
+    the shrink worker if the pool was full.
     """
     zswap = vm.zswap
     assert zswap is not None
     nr = 1 << folio.order
     entry = folio.swap
     if zswap_check_limits(zswap):
-        zswap_shrink_worker(vm)
+        schedule_work(zswap.shrink_work)
         zswap_invalidate_range(vm, entry, nr)
         return False
     tokens = vm.frames.token_mv
@@ -172,16 +192,18 @@ def zswap_store(vm: Machine, folio: Folio, head: int) -> bool:
     for i in range(nr):
         data = compress(expand(tokens[head + i]))  # type: ignore[operator]
         if len(data) >= PAGE_SIZE:
-            # Incompressible: stored as is when writeback could take it
-            # instead, as the kernel does; a ghost entry has no such choice
-            # either way, so it is kept too.
+            # Incompressible: zswap_compress() stores it raw unless
+            # mem_cgroup_zswap_writeback_enabled() is false. Patch 13/15 stops
+            # ghost writeback in zswap_writeback_entry (-EINVAL for SWP_GHOST),
+            # not through that predicate, so a ghost entry is stored raw too.
             data = expand(tokens[head + i])
             zswap.stats["stored_incompressible_pages"] += 1
         old = entries.pop(entry + i, None)
         if old is not None:
             zswap.total_bytes -= len(old)
             vm.memcg.zswap_bytes -= len(old)
-        entries[entry + i] = data
+            zswap.unreferenced.discard(entry + i)
+        entries[entry + i] = data  # at the LRU tail, referenced
         zswap.total_bytes += len(data)
         vm.memcg.zswap_bytes += len(data)
     if zswap.total_bytes > zswap.peak_bytes:
@@ -239,16 +261,20 @@ def zswap_invalidate(vm: Machine, type_: int, offset: int, nr: int) -> None:
 
 
 def zswap_writeback_entry(vm: Machine, entry: int) -> str | None:
-    """Write one entry back to its device: None, or why not ("EEXIST": the
-    slot's folio is in the swap cache; "ENOENT": nothing to write it to)."""
+    """Write one entry back to its device: None, or why not ("EINVAL": a
+    ghost entry, "EEXIST": the slot's folio is in the swap cache, "ENOENT":
+    nothing to write it to, "EIO": corrupt data)."""
     zswap = vm.zswap
     assert zswap is not None
     si = vm.subsys.swap_info[entry >> SWP_TYPE_SHIFT]
-    store = vm.stores.get(entry >> SWP_TYPE_SHIFT)
-    if si is None or si.flags & SWP_GHOST or store is None:
+    if si is None:
         return "ENOENT"
-    from ghostswap.mm.swap_state import swap_cache_has_folio
-
+    if si.flags & SWP_GHOST:
+        # Patch 13/15: no writeback of ghost entries (there is no backing store).
+        return "EINVAL"
+    store = vm.stores.get(entry >> SWP_TYPE_SHIFT)
+    if store is None:
+        return "ENOENT"
     if swap_cache_has_folio(vm.subsys, entry):
         return "EEXIST"
     data = zswap.entries[entry]
@@ -261,27 +287,64 @@ def zswap_writeback_entry(vm: Machine, entry: int) -> str | None:
     _erase(vm, zswap, entry)
     vm.events["zswpwb"] += 1
     vm.events["pswpout"] += 1
-    zswap.stats["written_back_pages"] += 1
     return None
 
 
-def zswap_shrink_worker(vm: Machine) -> None:
-    """Write the oldest entries back until the pool is below the accept
-    threshold, giving up after MAX_RECLAIM_RETRIES failures."""
+# mm/internal.h
+MAX_RECLAIM_RETRIES = 16
+# shrink_memcg() walks SWAP_CLUSTER_MAX entries of each node's LRU.
+SHRINK_MEMCG_BATCH = 32
+
+
+def shrink_memcg(vm: Machine) -> str | None:
+    """Walk up to SHRINK_MEMCG_BATCH entries from the LRU head
+    (``shrink_memcg`` with ``shrink_memcg_cb``): a referenced entry loses
+    its bit and rotates to the tail (its second chance); any other rotates
+    and is written back. None if one was written back, "EAGAIN" if entries
+    were walked but none went, "ENOENT" if the LRU is empty."""
     zswap = vm.zswap
     assert zswap is not None
-    if not zswap.shrinker_enabled or not vm.stores:
-        return  # nothing could take a written-back page (ghost devices only)
+    entries = zswap.entries
+    unreferenced = zswap.unreferenced
+    stats = zswap.stats
+    to_walk = SHRINK_MEMCG_BATCH
+    walked = shrunk = 0
+    while to_walk and entries:
+        # Visited entries rotate to the tail, so a list shorter than the
+        # batch is walked again from its (new) head, as list_lru's walk does.
+        batch = list(islice(iter(entries), to_walk))
+        to_walk -= len(batch)
+        walked += len(batch)
+        for entry in batch:
+            entries[entry] = entries.pop(entry)
+            if entry not in unreferenced:
+                unreferenced.add(entry)
+                continue
+            if zswap_writeback_entry(vm, entry) is None:
+                stats["written_back_pages"] += 1
+                shrunk += 1
+            else:
+                stats["reject_reclaim_fail"] += 1
+    if not walked:
+        return "ENOENT"
+    return None if shrunk else "EAGAIN"
+
+
+def zswap_shrink_worker(vm: Machine) -> None:
+    """``shrink_worker``: write back until the pool is at or below the
+    accept threshold, giving up after MAX_RECLAIM_RETRIES failed walks.
+
+    The kernel walks the memcgs round robin; the machine has one, and a
+    hierarchy pass that finds no candidate counts as a failure too.
+    """
+    zswap = vm.zswap
+    assert zswap is not None
+    thr = zswap.accept_pages
     failures = 0
-    while zswap.total_pages() > zswap.accept_pages and zswap.entries:
-        for entry in list(islice(iter(zswap.entries), 64)):
-            if zswap.total_pages() <= zswap.accept_pages:
+    while True:
+        if shrink_memcg(vm) is not None:
+            failures += 1
+            if failures == MAX_RECLAIM_RETRIES:
                 return
-            if zswap_writeback_entry(vm, entry) is not None:
-                zswap.stats["reject_reclaim_fail"] += 1
-                # Rotate it to the young end, as the shrinker's second chance does.
-                data = zswap.entries.pop(entry)
-                zswap.entries[entry] = data
-                failures += 1
-                if failures >= 16:
-                    return
+        if zswap.total_pages() <= thr:
+            return

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 
 from ghostswap.errors import ConfigError
+from ghostswap.mm.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 from ghostswap.storage.base import register_store
-from ghostswap.storage.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 
 __all__ = ["FileStore"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from array import array
 
+from ghostswap.mm.content import BAD_TOKEN
 from ghostswap.storage.base import register_store
-from ghostswap.storage.content import BAD_TOKEN
 
 __all__ = ["MemoryStore"]
 

@@ -1,9 +1,10 @@
-"""Page contents as tokens: 8-byte names for 4 KiB of real bytes.
+"""Page contents the VM writes: content tokens, and the store interface.
 
-A token names one page's contents; :func:`expand` turns it into the same
-4096 bytes every time, and :func:`token_of` recovers the token from those
-bytes (or :data:`BAD_TOKEN` when they are not what any token expands to),
-so a store that keeps real bytes can be checked on every read.
+A leaf module the VM, zswap and the storage layer all build on. A token is
+an 8-byte name for 4 KiB of real bytes; :func:`expand` turns it into the
+same 4096 bytes every time, and :func:`token_of` recovers the token from
+those bytes (or :data:`BAD_TOKEN` when they are not what any token expands
+to), so a store that keeps real bytes can be checked on every read.
 
 ``ZERO_TOKEN`` (0) is the zero-filled page. Other tokens carry a fill kind
 in bits 60-62 and a serial number below; the bytes are a window of a fixed
@@ -13,17 +14,25 @@ the token stamped in the first 8 bytes, so every page is distinct:
 ``random``  incompressible
 ``half``    2 KiB random, 2 KiB zeros (compresses about 2:1)
 ``text``    words and punctuation (compresses about 3:1 with zstd)
+
+:class:`SwapStore` is what the VM needs from the backing store of one swap
+device (the storage layer implements it); the front end hands the machine
+a :data:`StoreFactory`, so the VM never imports a store.
 """
 
 from __future__ import annotations
 
 import random as _random
+from collections.abc import Callable
+from typing import Protocol
 
 __all__ = [
     "BAD_TOKEN",
     "FILL_KINDS",
     "PAGE_SIZE",
     "ZERO_TOKEN",
+    "StoreFactory",
+    "SwapStore",
     "expand",
     "fill_kind",
     "make_token",
@@ -118,3 +127,29 @@ def token_of(data: bytes) -> int:
     if token >> KIND_SHIFT not in (1, 2, 3):
         return BAD_TOKEN
     return token if expand(token) == data else BAD_TOKEN
+
+
+class SwapStore(Protocol):
+    """The backing store of one swap device: one page (a token) per slot."""
+
+    kind: str
+
+    def write_page(self, offset: int, token: int) -> None:
+        """Store the page `token` names at slot `offset`."""
+
+    def read_page(self, offset: int) -> int:
+        """The token of the page at `offset` (BAD_TOKEN if the bytes are
+        wrong or the slot was never written)."""
+
+    def discard(self, offset: int, nr: int) -> None:
+        """Forget slots (they were freed)."""
+
+    def stored_pages(self) -> int:
+        """Slots holding a page now."""
+
+    def close(self) -> None:
+        """Release files and memory; the store is unusable afterwards."""
+
+
+# The store of one device, from its name and its number of slots.
+StoreFactory = Callable[[str, int], SwapStore]
