@@ -1,7 +1,8 @@
 """Run the calibration matrix on this host (root) and print docs/calibration.md's table.
 
 Each case runs `ghostswap calibrate` once and prints one Markdown row per
-compared counter: host, model and the model's error. Run:
+compared counter: host, model and the model's error. The zswap case runs
+last: after it, this kernel swaps in no large folios until the next boot. Run:
 ``sudo .venv/bin/python bench/calibration.py > /tmp/table.md``.
 """
 
@@ -47,6 +48,18 @@ CASES: list[tuple[str, Calibration]] = (
                 64 * MiB,
                 mthp={"64kB": "always"},
                 zram_algorithm="lzo",
+            ),
+        ),
+        # Last: enabling zswap stops this kernel's large-folio swap-in until reboot.
+        (
+            "seq:1GiB:2 on a swap file, zswap (lz4) with its pool at 1% of the host's RAM",
+            Calibration(
+                "seq:1GiB:2",
+                384 * MiB,
+                "file",
+                3072 * MiB,
+                zswap="lz4",
+                zswap_max_pool_percent=1,
             ),
         ),
     ]

@@ -28,7 +28,14 @@ from ghostswap.calibrate.host import (
     zram_swap,
 )
 
-__all__ = ["HostResult", "HostSetup", "run_on_host", "swap_dir_rotational", "zswap_ever_enabled"]
+__all__ = [
+    "ZSWAP_PARAMS",
+    "HostResult",
+    "HostSetup",
+    "run_on_host",
+    "swap_dir_rotational",
+    "zswap_ever_enabled",
+]
 
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 ZSWAP_PARAMS = Path("/sys/module/zswap/parameters")
@@ -46,6 +53,7 @@ class HostSetup:
     swap_dir: str = "/var/tmp"
     mthp: dict[str, str] = field(default_factory=dict)  # "64kB" -> "always"
     zswap: str | None = None  # compressor, or None for zswap off
+    zswap_max_pool_percent: int | None = None  # None: leave the host's setting
 
 
 @dataclass
@@ -58,6 +66,9 @@ class HostResult:
     replayer: dict[str, float]
     notes: list[str]
     device_rotational: bool
+    # zswap was enabled at some point since boot (before or during this run):
+    # the kernel swapped in no large folios, so mTHP swpin counts mean nothing.
+    large_swapin_off: bool = False
 
 
 def zswap_ever_enabled() -> bool:
@@ -131,6 +142,8 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
                 knobs.set(enabled, setup.mthp.get(size, "never"))
         if setup.zswap:
             knobs.set(ZSWAP_PARAMS / "compressor", setup.zswap)
+            if setup.zswap_max_pool_percent is not None:
+                knobs.set(ZSWAP_PARAMS / "max_pool_percent", str(setup.zswap_max_pool_percent))
             knobs.set(ZSWAP_PARAMS / "enabled", "Y")
             notes.append(
                 "zswap was enabled for this run: large-folio swap-in stays off until reboot"
@@ -165,6 +178,7 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
         replayer=output,
         notes=notes,
         device_rotational=rotational,
+        large_swapin_off=zswap_ever_enabled(),
     )
 
 

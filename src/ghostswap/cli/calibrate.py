@@ -47,6 +47,13 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
         help="zswap's compressor on both sides (default lz4)",
     )
     parser.add_argument(
+        "--zswap-max-pool-percent",
+        type=int,
+        metavar="N",
+        help="zswap's max_pool_percent for the run, a share of the host's whole RAM "
+        "(default: the host's setting)",
+    )
+    parser.add_argument(
         "--mthp",
         action="append",
         default=[],
@@ -77,6 +84,11 @@ def _parse(args: argparse.Namespace) -> Calibration:
     kind, _, size = args.swap.partition(":")
     if kind not in ("file", "zram") or not size:
         raise ConfigError(f"--swap {args.swap!r}: calibrate takes file:SIZE or zram:SIZE")
+    pool = args.zswap_max_pool_percent
+    if pool is not None and not args.zswap:
+        raise ConfigError("--zswap-max-pool-percent needs --zswap")
+    if pool is not None and not 1 <= pool <= 100:
+        raise ConfigError(f"--zswap-max-pool-percent {pool}: must be in 1..100")
     mthp = {}
     for spec in args.mthp:
         size_name, _, mode = spec.partition(":")
@@ -91,6 +103,7 @@ def _parse(args: argparse.Namespace) -> Calibration:
         fill=args.fill,
         mthp=mthp,
         zswap=args.zswap_compressor if args.zswap else None,
+        zswap_max_pool_percent=args.zswap_max_pool_percent,
         zram_algorithm=args.zram_algorithm,
         swap_dir=args.swap_dir,
         madv_hugepage=args.madv_hugepage,

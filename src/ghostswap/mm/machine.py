@@ -99,6 +99,10 @@ class MachineConfig:
     """What the machine is made of; every field has a default."""
 
     ram_pages: int = 65536
+    # The whole machine's RAM when ram_pages is a memory cgroup limit below
+    # it (calibration); 0 means ram_pages. Only zswap's pool limit, a share
+    # of totalram_pages in the kernel, reads it.
+    totalram_pages: int = 0
     swap: list[SwapSpec] = field(default_factory=list)
     mthp: dict[int, str] = field(default_factory=dict)
     thp_enabled: str = "madvise"  # the top-level knob "inherit" sizes follow
@@ -190,7 +194,7 @@ class Machine:
         self.zswap: Zswap | None = None
         if cfg.zswap:
             self.zswap = Zswap(
-                cfg.ram_pages,
+                cfg.totalram_pages or cfg.ram_pages,
                 cfg.zswap_compressor,
                 cfg.zswap_max_pool_percent,
                 cfg.zswap_accept_threshold_percent,
