@@ -152,19 +152,26 @@ class MmStruct:
     def madvise_range(self, start: int, end: int, set_flags: int, clear_flags: int) -> None:
         """``madvise_update_vma``: split the VMAs at the range's edges, change
         the flags inside it, merge neighbours that end up alike."""
-        keep: list[Vma] = []
+        outside, inside = self._carve(start, end)
+        for vma in inside:
+            vma.flags = (vma.flags & ~clear_flags) | set_flags
+        self._set(outside + inside)
+
+    def _carve(self, start: int, end: int) -> tuple[list[Vma], list[Vma]]:
+        """The VMAs cut at `start` and `end`: the pieces outside the range
+        and the pieces inside it."""
+        outside: list[Vma] = []
+        inside: list[Vma] = []
         for vma in self.vmas:
             if vma.end <= start or vma.start >= end:
-                keep.append(vma)
+                outside.append(vma)
                 continue
             if vma.start < start:
-                keep.append(vma.split(vma.start, start))
-            inside = vma.split(max(vma.start, start), min(vma.end, end))
-            inside.flags = (inside.flags & ~clear_flags) | set_flags
-            keep.append(inside)
+                outside.append(vma.split(vma.start, start))
+            inside.append(vma.split(max(vma.start, start), min(vma.end, end)))
             if vma.end > end:
-                keep.append(vma.split(end, vma.end))
-        self._set(keep)
+                outside.append(vma.split(end, vma.end))
+        return outside, inside
 
     def _set(self, vmas: list[Vma]) -> None:
         vmas.sort(key=lambda v: v.start)
@@ -180,16 +187,7 @@ class MmStruct:
 
     def unmap_range(self, start: int, end: int) -> None:
         """Remove ``[start, end)``, splitting VMAs that straddle it."""
-        keep: list[Vma] = []
-        for vma in self.vmas:
-            if vma.end <= start or vma.start >= end:
-                keep.append(vma)
-                continue
-            if vma.start < start:
-                keep.append(vma.split(vma.start, start))
-            if vma.end > end:
-                keep.append(vma.split(end, vma.end))
-        self._set(keep)
+        self._set(self._carve(start, end)[0])
 
 
 class PageTables:
