@@ -7,15 +7,18 @@ checks that nothing is left behind.
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 from pathlib import Path
 
+import lz4.block
 import numpy as np
 import pytest
 
 from ghostswap.calibrate import host
 from ghostswap.calibrate.host import HostError, Knobs, MemCgroup, swap_file, swap_header, zram_swap
 from ghostswap.calibrate.replayer import build_replayer, write_replay_file
+from ghostswap.mm.content import expand, fill_kind, make_token
 from ghostswap.workload.events import (
     OP_FORK,
     OP_FREE,
@@ -61,6 +64,23 @@ def test_replayer_keeps_and_verifies_contents(tmp_path: Path, fill: str) -> None
     ]
     result = run_replayer(tmp_path, rows, fill)
     assert result == {"events": "8", "mismatches": "0", "seconds": result["seconds"], "rc": "0"}
+
+
+@pytest.mark.parametrize("fill", ["random", "half", "text"])
+def test_replayer_pages_compress_like_the_models(tmp_path: Path, fill: str) -> None:
+    # zswap and zram on the host see the replayer's pages, zswap in the
+    # model the model's: their lz4 sizes must agree.
+    rows = [(1, OP_MAP, 0, 256), (1, OP_WRITE, 256, 0)]
+    path, pages = tmp_path / "ev.bin", tmp_path / "pages.bin"
+    write_replay_file(path, [events(rows)], fill)
+    out = subprocess.run([str(build_replayer()), str(path), str(pages)], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    data = pages.read_bytes()[: 256 * 4096]  # a region is mapped in 2 MiB steps
+    host = [len(lz4.block.compress(data[i : i + 4096])) for i in range(0, len(data), 4096)]
+    kind = fill_kind(fill)
+    model = [len(lz4.block.compress(expand(make_token(kind, s)))) for s in range(1, 257)]
+    assert len(host) == 256
+    assert abs(statistics.mean(host) / statistics.mean(model) - 1) < 0.05, (host[:4], model[:4])
 
 
 def test_replay_file_refuses_forking_workloads(tmp_path: Path) -> None:

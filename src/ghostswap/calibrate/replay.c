@@ -2,16 +2,21 @@
  * ghostswap-replay: perform a ghostswap event stream on the real kernel.
  *
  * Input: an events file written by ghostswap.calibrate.replayer (header
- * "GSREPLAY", version, fill kind, flags (none yet), record count; then packed records of
- * pid u32, op u8, npages u32, page u64 — numpy's EVENT_DTYPE). One process:
- * events of other pids are refused when the file is written.
+ * "GSREPLAY", version 2, fill kind, flags (none yet), text pool length,
+ * record count; then the text pool; then packed records of pid u32, op u8,
+ * npages u32, page u64 — numpy's EVENT_DTYPE). One process: events of
+ * other pids are refused when the file is written.
  *
  * Pages get contents of the requested compressibility, stamped with their
  * page number and write version in the first 16 bytes (the stamp is never
  * zero, so a "zero" fill keeps only the stamp-free pages zero: see below).
+ * A text page is a window of the model's own text pool, so that zswap and
+ * zram compress it as the model does.
  * Every read verifies the stamp; the exit status is 3 when any mismatched.
  *
  * Output (stdout, one line each): "events N", "mismatches N", "seconds S".
+ * With a second argument DUMP, the pages of every region are written to
+ * that file at the end, in mapping order (for tests of the contents).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,7 +52,7 @@ struct __attribute__((packed)) header {
 	uint32_t version;
 	uint32_t fill;
 	uint32_t flags;
-	uint32_t pad;
+	uint32_t text_bytes; /* the text pool that follows the header */
 	uint64_t count;
 };
 
@@ -60,6 +65,8 @@ struct region {
 static struct region *regions;
 static size_t nr_regions, cap_regions;
 static uint32_t fill;
+static char *text_pool;
+static size_t text_window; /* how many offsets a text page may start at */
 static unsigned long mismatches;
 
 static double now(void)
@@ -85,10 +92,6 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-static const char words[] =
-	"the swap table keeps a folio or a shadow for every slot of a cluster "
-	"while the allocator hands out entries from the per cpu cluster cache ";
-
 /* Fill one page for (page, version); a zero fill writes nothing at all. */
 static void fill_page(char *p, uint64_t page, uint32_t version)
 {
@@ -101,11 +104,7 @@ static void fill_page(char *p, uint64_t page, uint32_t version)
 		return;
 	}
 	if (fill == FILL_TEXT) {
-		static char text[2 * PAGE + sizeof(words)];
-		if (!text[0])
-			for (i = 0; i < sizeof(text); i++)
-				text[i] = words[i % (sizeof(words) - 1)];
-		memcpy(p, text + x % (sizeof(words) - 1), PAGE);
+		memcpy(p, text_pool + (x % text_window & ~7ull), PAGE);
 	} else {
 		size_t random_words = fill == FILL_HALF ? PAGE / 16 : PAGE / 8;
 		for (i = 0; i < random_words; i++) {
@@ -226,6 +225,20 @@ static void do_range(const struct event *e)
 	}
 }
 
+static void dump(const char *path)
+{
+	FILE *out = fopen(path, "wb");
+	size_t i;
+
+	if (!out)
+		die(path);
+	for (i = 0; i < nr_regions; i++)
+		if (fwrite(regions[i].base, PAGE, regions[i].npages, out) != regions[i].npages)
+			die(path);
+	if (fclose(out))
+		die(path);
+}
+
 int main(int argc, char **argv)
 {
 	struct header h;
@@ -234,18 +247,27 @@ int main(int argc, char **argv)
 	uint64_t i;
 	double t0;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: ghostswap-replay EVENTS\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: ghostswap-replay EVENTS [DUMP]\n");
 		return 2;
 	}
 	f = fopen(argv[1], "rb");
 	if (!f)
 		die(argv[1]);
-	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, "GSREPLAY", 8) || h.version != 1) {
+	if (fread(&h, sizeof(h), 1, f) != 1 || memcmp(h.magic, "GSREPLAY", 8) || h.version != 2 ||
+	    (h.fill == FILL_TEXT && h.text_bytes <= PAGE)) {
 		fprintf(stderr, "ghostswap-replay: %s: not a replay file\n", argv[1]);
 		return 2;
 	}
 	fill = h.fill;
+	text_pool = malloc(h.text_bytes + 1);
+	if (!text_pool)
+		die("text pool");
+	if (fread(text_pool, 1, h.text_bytes, f) != h.text_bytes) {
+		fprintf(stderr, "ghostswap-replay: %s: truncated text pool\n", argv[1]);
+		return 2;
+	}
+	text_window = h.text_bytes > PAGE ? h.text_bytes - PAGE : 0;
 	t0 = now();
 	for (i = 0; i < h.count; i++) {
 		if (fread(&e, sizeof(e), 1, f) != 1) {
@@ -264,6 +286,8 @@ int main(int argc, char **argv)
 	}
 	printf("events %lu\nmismatches %lu\nseconds %.3f\n", (unsigned long)i, mismatches,
 	       now() - t0);
+	if (argc == 3)
+		dump(argv[2]);
 	fflush(stdout);
 	return mismatches ? 3 : 0;
 }

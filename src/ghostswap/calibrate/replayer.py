@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from ghostswap.calibrate.host import HostError
+from ghostswap.mm.content import text_pool
 from ghostswap.workload.events import EVENT_DTYPE, OP_FORK
 
 __all__ = ["FILLS", "build_replayer", "write_replay_file"]
 
 FILLS = {"zero": 0, "random": 1, "half": 2, "text": 3}
 MAGIC = b"GSREPLAY"
+VERSION = 2  # 2: the model's text pool follows the header
 
 
 def cache_dir() -> Path:
@@ -66,8 +68,10 @@ def write_replay_file(path: Path, chunks: Iterable[np.ndarray], fill: str) -> in
     count = 0
     pid: int | None = None
     flags = 0
+    text = text_pool() if fill == "text" else b""
     with open(path, "wb") as out:
-        out.write(struct.pack("<8sIIIIQ", MAGIC, 1, FILLS[fill], flags, 0, 0))
+        out.write(struct.pack("<8sIIIIQ", MAGIC, VERSION, FILLS[fill], flags, len(text), 0))
+        out.write(text)
         for chunk in chunks:
             if chunk.dtype != EVENT_DTYPE:
                 chunk = chunk.astype(EVENT_DTYPE)
@@ -80,5 +84,5 @@ def write_replay_file(path: Path, chunks: Iterable[np.ndarray], fill: str) -> in
             out.write(chunk.tobytes())
             count += len(chunk)
         out.seek(0)
-        out.write(struct.pack("<8sIIIIQ", MAGIC, 1, FILLS[fill], flags, 0, count))
+        out.write(struct.pack("<8sIIIIQ", MAGIC, VERSION, FILLS[fill], flags, len(text), count))
     return count

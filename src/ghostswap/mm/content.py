@@ -36,6 +36,7 @@ __all__ = [
     "expand",
     "fill_kind",
     "make_token",
+    "text_pool",
     "token_kind",
     "token_of",
 ]
@@ -78,6 +79,12 @@ def _make_text_pool() -> bytes:
 
 _RANDOM_POOL = _make_random_pool()
 _TEXT_POOL = _make_text_pool()
+
+
+def text_pool() -> bytes:
+    """The words ``text`` pages are windows of (the calibration replayer
+    fills its pages from the same pool, so both compress alike)."""
+    return _TEXT_POOL
 
 
 def fill_kind(name: str) -> int:
