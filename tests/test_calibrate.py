@@ -22,6 +22,7 @@ from ghostswap.calibrate.host import active_swaps, read_knob
 from ghostswap.calibrate.session import Calibration, model_config, run_calibration
 from ghostswap.cli.main import main
 from ghostswap.mm.machine import Machine
+from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.storage.base import store_factory
 
 ROOT = os.geteuid() == 0
@@ -95,12 +96,36 @@ def test_bad_arguments_are_one_line(
     assert message in err and err.count("\n") == 1
 
 
+def test_crypto_may_have(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostrun, "crypto_algorithms", lambda: {"deflate", "lzo"})
+    assert hostrun.crypto_may_have("deflate")
+    monkeypatch.setattr(hostrun.os, "uname", lambda: os.uname_result(("", "", "no-such-1", "", "")))
+    assert not hostrun.crypto_may_have("lz4")
+
+
 def test_refuses_without_root(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert main(["calibrate", "--workload", "seq:8MiB:1", "--quiet"]) == 2
     assert "needs root" in capsys.readouterr().err
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="needs root")
+def test_a_compressor_the_kernel_lacks_is_refused_before_zswap_is_enabled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = [c for c in COMPRESSORS if not hostrun.crypto_may_have(c)]
+    if not missing:
+        pytest.skip("this kernel may have every compressor the model has")
+    before = host_state()
+    argv = ["calibrate", "--workload", "seq:8MiB:1", "--swap", "file:64MiB", "--zswap",
+            "--zswap-compressor", missing[0], "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"no {missing[0]} for zswap" in err and err.count("\n") == 1
+    assert host_state() == before
 
 
 def calibration(workload: str, swap: str, ram_mib: int = 128, **kw: object) -> Calibration:
@@ -183,11 +208,11 @@ def test_interrupt_mid_run_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.zswap
 @pytest.mark.skipif(not ROOT, reason="needs root")
 def test_zswap_store_and_writeback_match() -> None:
-    """zswap (lz4) in front of a swap file, its pool limited to 1% of the
+    """zswap (deflate) in front of a swap file, its pool limited to 1% of the
     host's RAM so that the limit is hit and the shrink worker writes back.
     Enabling zswap stops this kernel's large-folio swap-in until reboot,
     so `make test-root` runs this test last."""
-    rows = calibrate("seq:1GiB:2", "file:3072MiB", ram_mib=384, zswap="lz4",
+    rows = calibrate("seq:1GiB:2", "file:3072MiB", ram_mib=384, zswap="deflate",
                      zswap_max_pool_percent=1)  # fmt: skip
     for counter in ("zswpout", "zswpwb"):
         error = rows[counter]["rel_error"]

@@ -22,7 +22,7 @@ The TOML file::
 
     [zswap]
     enabled = true
-    compressor = "zstd"       # zstd | lz4
+    compressor = "zstd"       # zstd | lz4 | deflate
     max_pool_percent = 50
     accept_threshold_percent = 90
     shrinker = true           # registers the pressure shrinker: not modelled, no effect
@@ -48,6 +48,7 @@ from ghostswap.config import SwapSpec, parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import MachineConfig, parse_mthp
+from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
 
 __all__ = ["DEFAULT", "RunConfig", "load_run_config"]
@@ -233,8 +234,10 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         raise src.error("zswap", "max_pool_percent", "must be in 1..100")
     if not 1 <= m.zswap_accept_threshold_percent <= 100:
         raise src.error("zswap", "accept_threshold_percent", "must be in 1..100")
-    if m.zswap_compressor not in ("zstd", "lz4"):
-        raise src.error("zswap", "compressor", f"{m.zswap_compressor!r} is not zstd or lz4")
+    if m.zswap_compressor not in COMPRESSORS:
+        raise src.error(
+            "zswap", "compressor", f"{m.zswap_compressor!r} is not one of {', '.join(COMPRESSORS)}"
+        )
 
     workload = doc.get("workload", {})
     for key in workload:

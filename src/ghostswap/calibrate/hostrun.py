@@ -27,6 +27,7 @@ from ghostswap.calibrate.host import (
     swap_file,
     zram_swap,
 )
+from ghostswap.mm.zswap import COMPRESSORS
 
 __all__ = [
     "ZSWAP_PARAMS",
@@ -128,7 +129,32 @@ def preflight(setup: HostSetup) -> list[str]:
         )
     if setup.zswap and not (ZSWAP_PARAMS / "enabled").is_file():
         raise HostError("this kernel has no zswap")
+    if setup.zswap and not crypto_may_have(setup.zswap):
+        # Refused before zswap is enabled: enabling it costs large-folio
+        # swap-in for the rest of the boot.
+        raise HostError(
+            f"this kernel's crypto API has no {setup.zswap} for zswap "
+            f"(it has {', '.join(sorted(crypto_algorithms() & set(COMPRESSORS)))}); "
+            "choose another --zswap-compressor"
+        )
     return notes
+
+
+def crypto_algorithms() -> set[str]:
+    """The algorithm names /proc/crypto lists (loaded ones only)."""
+    try:
+        text = Path("/proc/crypto").read_text()
+    except OSError:
+        return set()
+    return {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("name")}
+
+
+def crypto_may_have(name: str) -> bool:
+    """Could zswap get compressor `name`? Listed in /proc/crypto, or this
+    kernel has a modules directory to load it from."""
+    if name in crypto_algorithms():
+        return True
+    return Path("/lib/modules", os.uname().release).is_dir()
 
 
 def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
@@ -145,6 +171,9 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
             if setup.zswap_max_pool_percent is not None:
                 knobs.set(ZSWAP_PARAMS / "max_pool_percent", str(setup.zswap_max_pool_percent))
             knobs.set(ZSWAP_PARAMS / "enabled", "Y")
+            actual = read_knob(ZSWAP_PARAMS / "compressor")
+            if actual != setup.zswap:  # zswap falls back to its default silently
+                raise HostError(f"zswap could not use {setup.zswap} and fell back to {actual}")
             notes.append(
                 "zswap was enabled for this run: large-folio swap-in stays off until reboot"
             )

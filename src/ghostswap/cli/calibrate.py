@@ -14,6 +14,7 @@ import argparse
 from ghostswap.calibrate.session import Calibration, run_calibration
 from ghostswap.cli.fmt import console, make_table, write_json
 from ghostswap.errors import ConfigError
+from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.units import parse_fraction, parse_size
 
 NAME = "calibrate"
@@ -42,9 +43,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--zswap-compressor",
-        choices=("zstd", "lz4"),
-        default="lz4",
-        help="zswap's compressor on both sides (default lz4)",
+        choices=tuple(COMPRESSORS),
+        default="deflate",
+        help="zswap's compressor on both sides; the host kernel must have it in its "
+        "crypto API (default deflate, which most kernels have)",
     )
     parser.add_argument(
         "--zswap-max-pool-percent",

@@ -19,6 +19,7 @@ from ghostswap.errors import ConfigError
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import parse_mthp
+from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
 from ghostswap.workload.events import Workload
@@ -50,7 +51,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
         "--zswap", action=argparse.BooleanOptionalAction, default=None, help="zswap on or off"
     )
     parser.add_argument(
-        "--zswap-compressor", choices=("zstd", "lz4"), help="zswap's compressor (default zstd)"
+        "--zswap-compressor", choices=tuple(COMPRESSORS), help="zswap's compressor (default zstd)"
     )
     parser.add_argument(
         "--madv-hugepage",

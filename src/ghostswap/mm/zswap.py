@@ -1,6 +1,6 @@
 """zswap: a compressed cache in front of the swap devices (mm/zswap.c).
 
-Pages are compressed for real (zstd or lz4 from PyPI) from the bytes their
+Pages are compressed for real (zstd or lz4 from PyPI, deflate from zlib) from the bytes their
 content tokens expand to, and kept in a pool with the kernel's limit
 (``max_pool_percent`` of RAM, refilling allowed again below
 ``accept_threshold_percent`` of it). The pool's size is the sum of the
@@ -83,7 +83,27 @@ def _lz4() -> tuple[object, object]:
     )
 
 
-COMPRESSORS = {"zstd": _zstd, "lz4": _lz4}
+# crypto/deflate.c: raw deflate, DEFLATE_DEF_LEVEL (Z_DEFAULT_COMPRESSION),
+# DEFLATE_DEF_WINBITS 11, DEFLATE_DEF_MEMLEVEL MAX_MEM_LEVEL (8 in the
+# kernel's zlib).
+DEFLATE_WBITS = -11
+DEFLATE_MEMLEVEL = 8
+
+
+def _deflate() -> tuple[object, object]:
+    import zlib
+
+    def compress(data: bytes) -> bytes:
+        c = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, DEFLATE_WBITS,
+                             DEFLATE_MEMLEVEL)  # fmt: skip
+        return c.compress(data) + c.flush()
+
+    return (compress, lambda data: zlib.decompress(data, DEFLATE_WBITS))
+
+
+# zswap's compressors, all available to this model. A kernel offers those its
+# crypto API was built with (/proc/crypto); this host's has deflate, not lz4.
+COMPRESSORS = {"zstd": _zstd, "lz4": _lz4, "deflate": _deflate}
 
 STAT_NAMES = (
     "pool_limit_hit",
