@@ -11,7 +11,7 @@ def zvm(**kw):
     return make_vm(**kw)
 
 
-@pytest.mark.parametrize("compressor", ["zstd", "lz4"])
+@pytest.mark.parametrize("compressor", ["zstd", "lz4", "deflate"])
 def test_store_and_load_count_and_verify(compressor):
     with zvm(ram_pages=512, zswap_compressor=compressor) as vm:
         run(vm, writes(range(40)), events([(1, "pageout", 0, 40)]))
@@ -27,6 +27,33 @@ def test_store_and_load_count_and_verify(compressor):
         assert vm.events["swap_ra"] > 0
         assert not vm.zswap.entries  # exclusive loads
         assert vm.mismatches == 0
+
+
+def test_deflate_is_set_up_as_the_kernels_crypto_deflate():
+    import zlib
+
+    from ghostswap.mm.content import expand, make_token
+    from ghostswap.mm.zswap import COMPRESSORS
+
+    compress, decompress = COMPRESSORS["deflate"]()
+    page = expand(make_token(3, 7))
+    data = compress(page)
+    assert decompress(data) == page
+    # Raw deflate with a 2 KiB window: a zlib stream of its own would have a header.
+    with pytest.raises(zlib.error):
+        zlib.decompress(data)
+    assert len(data) < len(zlib.compress(page, 6, -15)) * 1.2
+
+
+@pytest.mark.parametrize(("v1", "charged"), [(False, True), (True, False)])
+def test_zswap_is_charged_to_a_v2_memcg_only(v1, charged):
+    # obj_cgroup_charge_zswap charges nothing on the v1 controller.
+    with zvm(ram_pages=512, memcg_v1=v1) as vm:
+        run(vm, writes(range(40)), events([(1, "pageout", 0, 40)]))
+        assert vm.memcg.zswap_bytes == vm.zswap.total_bytes > 0
+        zswap_pages = -(-vm.zswap.total_bytes // 4096)
+        expected = vm.memcg.usage_pages + (zswap_pages if charged else 0)
+        assert vm.memcg.current_pages() == expected
 
 
 def test_loaded_pages_are_dirty_and_stored_again():

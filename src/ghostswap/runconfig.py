@@ -105,6 +105,7 @@ class RunConfig:
             "page_cluster": m.page_cluster,
             "vma_readahead": m.vma_ra_enabled,
             "cpus": m.nr_cpus,
+            "memcg": "v1" if m.memcg_v1 else "v2",
             "workload": self.workload or None,
             "trace": self.trace,
             "seed": self.seed,

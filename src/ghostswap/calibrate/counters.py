@@ -78,22 +78,41 @@ def read_zswap() -> dict[str, int] | None:
     return out
 
 
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {key: after[key] - before.get(key, 0) for key in after}
 
 
 class SwapSampler:
-    """Samples total swap use every `interval` seconds; `peak_kib` is the max."""
+    """Samples total swap use every `interval` seconds; `peak_kib` is the
+    max. With zswap's debugfs present, also the peak of its pool
+    (`peak_zswap_pool_bytes`) and of the pages stored in it."""
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
         self.peak_kib = 0
+        self.peak_zswap_pool_bytes = 0
+        self.peak_zswap_stored_pages = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        self.peak_kib = max(self.peak_kib, swap_used_kib())
+        if ZSWAP_DEBUGFS.is_dir():
+            pool = _read_int(ZSWAP_DEBUGFS / "pool_total_size")
+            stored = _read_int(ZSWAP_DEBUGFS / "stored_pages")
+            self.peak_zswap_pool_bytes = max(self.peak_zswap_pool_bytes, pool)
+            self.peak_zswap_stored_pages = max(self.peak_zswap_stored_pages, stored)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, swap_used_kib())
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> SwapSampler:
@@ -103,4 +122,4 @@ class SwapSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_kib = max(self.peak_kib, swap_used_kib())
+        self._sample()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class HostResult:
     # zswap was enabled at some point since boot (before or during this run):
     # the kernel swapped in no large folios, so mTHP swpin counts mean nothing.
     large_swapin_off: bool = False
+    peak_zswap_pool_bytes: int = 0  # sampled, with the peak of swap use
+    peak_zswap_stored_pages: int = 0
 
 
 def zswap_ever_enabled() -> bool:
@@ -78,23 +81,32 @@ def zswap_ever_enabled() -> bool:
     write of its ``enabled`` parameter, so that directory is the witness."""
     if (ZSWAP_PARAMS / "enabled").is_file() and read_knob(ZSWAP_PARAMS / "enabled") == "Y":
         return True
-    if (DEBUGFS / "zswap").is_dir():
-        return True
-    if not DEBUGFS.is_dir():
-        return False
-    mounted = any(
-        line.split()[4] == str(DEBUGFS)
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-    )
-    if mounted:
+    with debugfs_mounted():
         return (DEBUGFS / "zswap").is_dir()
+
+
+@contextlib.contextmanager
+def debugfs_mounted() -> Iterator[None]:
+    """debugfs mounted for the duration (zswap's statistics live there);
+    unmounted again only if this mounted it."""
+    if not DEBUGFS.is_dir() or _is_mountpoint(DEBUGFS):
+        yield
+        return
     subprocess.run(
         ["mount", "-t", "debugfs", "none", str(DEBUGFS)], check=False, capture_output=True
     )
     try:
-        return (DEBUGFS / "zswap").is_dir()
+        yield
     finally:
-        subprocess.run(["umount", str(DEBUGFS)], check=False, capture_output=True)
+        if _is_mountpoint(DEBUGFS):
+            subprocess.run(["umount", str(DEBUGFS)], check=False, capture_output=True)
+
+
+def _is_mountpoint(path: Path) -> bool:
+    return any(
+        line.split()[4] == str(path)
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    )
 
 
 def swap_dir_rotational(directory: str) -> bool:
@@ -183,6 +195,8 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
         else:
             stack.enter_context(zram_swap(setup.swap_bytes, setup.zram_algorithm))
             rotational = False
+        if setup.zswap:
+            stack.enter_context(debugfs_mounted())
         cgroup = stack.enter_context(MemCgroup(setup.ram_bytes))
         before_vm = counters.read_vmstat()
         before_mthp = counters.read_mthp_stats(sizes)
@@ -204,6 +218,8 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
         zswap=zswap_delta,
         memcg=memcg,
         peak_swap_pages=sampler.peak_kib // 4,
+        peak_zswap_pool_bytes=sampler.peak_zswap_pool_bytes,
+        peak_zswap_stored_pages=sampler.peak_zswap_stored_pages,
         replayer=output,
         notes=notes,
         device_rotational=rotational,

@@ -114,6 +114,7 @@ def model_config(cal: Calibration, rotational: bool) -> RunConfig:
         # zswap's pool limit is a share of the whole host's RAM, not of the
         # cgroup's; the shrinker and threshold are the host's settings.
         totalram_pages=_meminfo_pages("MemTotal"),
+        memcg_v1=True,  # calibrate's host cgroup (hostrun.MemCgroup) is v1
         zswap_max_pool_percent=cal.zswap_max_pool_percent
         or _host_int(f"{ZSWAP_PARAMS}/max_pool_percent", 20),
         zswap_accept_threshold_percent=_host_int(f"{ZSWAP_PARAMS}/accept_threshold_percent", 90),
@@ -203,6 +204,18 @@ def run_calibration(
         host_result.peak_swap_pages if host_result else 0,
         sum(d["peak_used_pages"] for d in model["swaps"]),
     )
+    model_zswap = model.get("zswap")
+    if cal.zswap and model_zswap is not None:
+        host = host_result
+        rows += [
+            Row("zswap pool_limit_hit", (host.zswap or {}).get("pool_limit_hit", 0) if host else 0,
+                model_zswap["pool_limit_hit"]),
+            Row("peak zswap stored pages", host.peak_zswap_stored_pages if host else 0,
+                model_zswap["peak_stored_pages"]),
+            # The kernel's pool holds zsmalloc pages; the model's compressed bytes.
+            Row("peak zswap pool MiB", (host.peak_zswap_pool_bytes if host else 0) / 2**20,
+                model_zswap["peak_pool_bytes"] / 2**20),
+        ]  # fmt: skip
     if host_result is not None and host_result.large_swapin_off:
         # Not a model error: this kernel stops large-folio swap-in for good
         # once zswap has been enabled, which the model (the seed) does not.

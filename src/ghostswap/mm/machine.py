@@ -103,6 +103,9 @@ class MachineConfig:
     # it (calibration); 0 means ram_pages. Only zswap's pool limit, a share
     # of totalram_pages in the kernel, reads it.
     totalram_pages: int = 0
+    # The memory controller is cgroup v1 (calibration hosts): zswap's pool is
+    # not charged to it. The default is v2, which charges it.
+    memcg_v1: bool = False
     swap: list[SwapSpec] = field(default_factory=list)
     mthp: dict[int, str] = field(default_factory=dict)
     thp_enabled: str = "madvise"  # the top-level knob "inherit" sizes follow
@@ -172,7 +175,7 @@ class Machine:
         self._pfn_slot = _take_pfn_slot()
         self.pfn_base = self._pfn_slot << _PFN_SLOT_SHIFT
         self.pt = PageTables()
-        self.memcg = MemCgroup(cfg.ram_pages)
+        self.memcg = MemCgroup(cfg.ram_pages, v1=cfg.memcg_v1)
         self.mms: dict[int, MmStruct] = {}
         self.killed: set[int] = set()
         self.anon_cost = 0

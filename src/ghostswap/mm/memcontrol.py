@@ -2,9 +2,10 @@
 (mm/memcontrol.c ``try_charge_memcg``, ``mem_cgroup_charge``,
 ``mem_cgroup_swapin_charge_folio``, ``uncharge``).
 
-One cgroup v2 memcg holds every process. Its usage is the pages charged
-for folios plus zswap's compressed bytes (``MEMCG_ZSWAP_B``, charged to
-the cgroup as the kernel does). The per-CPU charge stock
+One memcg holds every process. Its usage is the pages charged for folios
+plus, under cgroup v2, zswap's compressed bytes (``MEMCG_ZSWAP_B``;
+``obj_cgroup_charge_zswap`` charges nothing on the v1 controller, so
+there zswap's pool lives outside the limit). The per-CPU charge stock
 (``MEMCG_CHARGE_BATCH``) is not modelled: charges are exact.
 """
 
@@ -27,18 +28,29 @@ PAGE_SIZE = 4096
 class MemCgroup:
     """``struct mem_cgroup`` reduced to its memory counter and events."""
 
-    __slots__ = ("events", "id", "limit_pages", "peak_pages", "usage_pages", "zswap_bytes")
+    __slots__ = (
+        "charges_zswap",
+        "events",
+        "id",
+        "limit_pages",
+        "peak_pages",
+        "usage_pages",
+        "zswap_bytes",
+    )
 
-    def __init__(self, limit_pages: int, memcg_id: int = 1) -> None:
+    def __init__(self, limit_pages: int, memcg_id: int = 1, v1: bool = False) -> None:
         self.id = memcg_id
         self.limit_pages = limit_pages
         self.usage_pages = 0
-        self.zswap_bytes = 0
+        self.zswap_bytes = 0  # MEMCG_ZSWAP_B, kept on v1 too
+        self.charges_zswap = not v1
         self.peak_pages = 0
         self.events = {"max": 0, "oom": 0, "oom_kill": 0}
 
     def current_pages(self) -> int:
-        """``memory.current`` in pages (folios plus zswap, rounded up)."""
+        """``memory.current`` in pages (folios, plus zswap rounded up on v2)."""
+        if not self.charges_zswap:
+            return self.usage_pages
         return self.usage_pages + -(-self.zswap_bytes // PAGE_SIZE)
 
     def margin(self) -> int:
