@@ -52,10 +52,10 @@ CASES: list[tuple[str, Calibration]] = (
         ),
         # Last: enabling zswap stops this kernel's large-folio swap-in until reboot.
         (
-            "seq:1GiB:2 on a swap file, zswap (deflate) with its pool at 1% of the host's RAM",
+            "seq:1GiB:2 on a swap file, zswap (deflate), pool limit 1% of the host's RAM",
             Calibration(
                 "seq:1GiB:2",
-                384 * MiB,
+                128 * MiB,
                 "file",
                 3072 * MiB,
                 zswap="deflate",

@@ -144,20 +144,22 @@ def test_the_shrink_worker_runs_after_the_operation_that_queued_it():
 
 
 def test_shrink_memcg_gives_stored_entries_a_second_chance():
-    from ghostswap.mm.zswap import SHRINK_MEMCG_BATCH, shrink_memcg
+    from ghostswap.mm.zswap import shrink_memcg
 
     with zvm(ram_pages=512) as vm:
+        walk = vm.zswap.shrink_walk  # the seed tree walks SWAP_CLUSTER_MAX
+        assert walk == 32
         run(vm, writes(range(100)), events([(1, "pageout", 0, 100)]))
         order = list(vm.zswap.entries)
         # The first walk only clears the referenced bits of the 32 oldest.
         assert shrink_memcg(vm) == "EAGAIN"
         assert vm.events["zswpwb"] == 0
-        assert list(vm.zswap.entries)[-SHRINK_MEMCG_BATCH:] == order[:SHRINK_MEMCG_BATCH]
+        assert list(vm.zswap.entries)[-walk:] == order[:walk]
         # They come round again only after the other 68 lost theirs.
         assert shrink_memcg(vm) == "EAGAIN"
         assert shrink_memcg(vm) == "EAGAIN"
         assert shrink_memcg(vm) is None
-        assert vm.events["zswpwb"] == 4 * SHRINK_MEMCG_BATCH - 100
+        assert vm.events["zswpwb"] == 4 * walk - 100
         assert order[0] not in vm.zswap.entries
         assert vm.zswap.stats["written_back_pages"] == vm.events["zswpwb"]
         run(vm, reads(range(100)))
@@ -175,10 +177,29 @@ def test_a_short_lru_is_walked_around():
         assert shrink_memcg(vm) == "ENOENT"
 
 
+def test_a_v6_18_worker_walks_one_entry_per_try():
+    # Up to v6.18 shrink_memcg() walks one entry: a worker run over freshly
+    # stored (referenced) entries rotates MAX_RECLAIM_RETRIES of them and
+    # writes back none.
+    from ghostswap.mm.zswap import MAX_RECLAIM_RETRIES, zswap_shrink_worker
+
+    with zvm(ram_pages=512, zswap_shrink_walk=1) as vm:
+        run(vm, writes(range(100)), events([(1, "pageout", 0, 100)]))
+        order = list(vm.zswap.entries)
+        zswap_shrink_worker(vm)  # the pool is far below its limit: one try
+        assert vm.events["zswpwb"] == 0
+        assert list(vm.zswap.entries)[-1] == order[0]
+        vm.zswap.accept_pages = 0  # now it tries until it gives up
+        zswap_shrink_worker(vm)
+        assert vm.events["zswpwb"] == 0
+        assert list(vm.zswap.entries)[-MAX_RECLAIM_RETRIES:] == order[1 : MAX_RECLAIM_RETRIES + 1]
+
+
 def test_ghost_entries_are_not_written_back():
-    from ghostswap.mm.zswap import MAX_RECLAIM_RETRIES, SHRINK_MEMCG_BATCH
+    from ghostswap.mm.zswap import MAX_RECLAIM_RETRIES
 
     with zvm(ram_pages=2048, swap=("ghost",), zswap_max_pool_percent=1) as vm:
+        walk = vm.zswap.shrink_walk
         # The pool fills; the worker queued by the first rejection runs after
         # the MADV_PAGEOUT and can write nothing back.
         run(vm, writes(range(300)), events([(1, "pageout", 0, 300)]))
@@ -187,7 +208,7 @@ def test_ghost_entries_are_not_written_back():
         assert vm.events["zswpwb"] == 0
         # 16 failed walks of 32: the first visit of each entry clears its
         # referenced bit, every later one fails (patch 13/15's -EINVAL).
-        walks = MAX_RECLAIM_RETRIES * SHRINK_MEMCG_BATCH
+        walks = MAX_RECLAIM_RETRIES * walk
         assert stored < walks
         assert vm.zswap.stats["reject_reclaim_fail"] == walks - stored
         run(vm, reads(range(300)))

@@ -26,6 +26,7 @@ The TOML file::
     max_pool_percent = 50
     accept_threshold_percent = 90
     shrinker = true           # registers the pressure shrinker: not modelled, no effect
+    shrink_walk = 32          # entries the full-pool worker walks per try (v6.18: 1)
 
     [workload]
     spec = "zipf:512MiB:400k"
@@ -99,6 +100,7 @@ class RunConfig:
                 "max_pool_percent": m.zswap_max_pool_percent,
                 "accept_threshold_percent": m.zswap_accept_threshold_percent,
                 "shrinker": m.zswap_shrinker,
+                "shrink_walk": m.zswap_shrink_walk,
             },
             "store": m.store,
             "swappiness": m.swappiness,
@@ -225,6 +227,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         "max_pool_percent": ("zswap_max_pool_percent", int),
         "accept_threshold_percent": ("zswap_accept_threshold_percent", int),
         "shrinker": ("zswap_shrinker", bool),
+        "shrink_walk": ("zswap_shrink_walk", int),
     }
     for key in zswap:
         if key not in zsetters:
@@ -235,6 +238,8 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         raise src.error("zswap", "max_pool_percent", "must be in 1..100")
     if not 1 <= m.zswap_accept_threshold_percent <= 100:
         raise src.error("zswap", "accept_threshold_percent", "must be in 1..100")
+    if m.zswap_shrink_walk < 1:
+        raise src.error("zswap", "shrink_walk", "must be at least 1")
     if m.zswap_compressor not in COMPRESSORS:
         raise src.error(
             "zswap", "compressor", f"{m.zswap_compressor!r} is not one of {', '.join(COMPRESSORS)}"

@@ -119,6 +119,7 @@ def model_config(cal: Calibration, rotational: bool) -> RunConfig:
         or _host_int(f"{ZSWAP_PARAMS}/max_pool_percent", 20),
         zswap_accept_threshold_percent=_host_int(f"{ZSWAP_PARAMS}/accept_threshold_percent", 90),
         zswap_shrinker=_host_knob_bool(f"{ZSWAP_PARAMS}/shrinker_enabled", True),
+        zswap_shrink_walk=_zswap_shrink_walk(os.uname().release),
         swappiness=_host_int("/proc/sys/vm/swappiness", 60),
         page_cluster=_host_int("/proc/sys/vm/page-cluster", 3),
         vma_ra_enabled=_host_knob_bool("/sys/kernel/mm/swap/vma_ra_enabled", True),
@@ -132,6 +133,16 @@ def model_config(cal: Calibration, rotational: bool) -> RunConfig:
         write_ratio=cal.write_ratio,
         swap_texts=[swap_text],
     )
+
+
+def _zswap_shrink_walk(release: str) -> int:
+    """How many entries the host's ``shrink_memcg()`` walks per node: one
+    up to v6.18; SWAP_CLUSTER_MAX in the linux-mm tree after it."""
+    try:
+        major, minor = (int(part) for part in release.split(".")[:2])
+    except ValueError:
+        return 32
+    return 1 if (major, minor) <= (6, 18) else 32
 
 
 def _meminfo_pages(field_name: str) -> int:

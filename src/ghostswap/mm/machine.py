@@ -115,6 +115,7 @@ class MachineConfig:
     zswap_max_pool_percent: int = 20
     zswap_accept_threshold_percent: int = 90
     zswap_shrinker: bool = True
+    zswap_shrink_walk: int = 32  # per shrink_memcg(): 32 in the seed's tree, 1 up to v6.18
     store: str = "memory"  # the front end's store_factory kind
     store_dir: str | None = None  # ... and directory (file stores)
     ghost_store: bool = False  # what-if: give ghost devices a backing store
@@ -202,6 +203,7 @@ class Machine:
                 cfg.zswap_max_pool_percent,
                 cfg.zswap_accept_threshold_percent,
                 cfg.zswap_shrinker,
+                cfg.zswap_shrink_walk,
             )
             self.zswap.shrink_work.func = lambda: zswap_shrink_worker(self)
             zswap = self.zswap

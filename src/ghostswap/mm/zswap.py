@@ -129,6 +129,7 @@ class Zswap:
         max_pool_percent: int = 20,
         accept_threshold_percent: int = 90,
         shrinker_enabled: bool = True,
+        shrink_walk: int = 32,
     ) -> None:
         if compressor not in COMPRESSORS:
             raise ConfigError(
@@ -144,6 +145,11 @@ class Zswap:
         self.accept_threshold_percent = accept_threshold_percent
         # Only registers the memory-pressure shrinker, which is not modelled.
         self.shrinker_enabled = shrinker_enabled
+        if shrink_walk < 1:
+            raise ConfigError("zswap shrink_walk must be at least 1")
+        # Entries shrink_memcg() walks per node: SWAP_CLUSTER_MAX in the
+        # linux-mm tree the seed applies to, 1 up to v6.18.
+        self.shrink_walk = shrink_walk
         self.max_pages = totalram_pages * max_pool_percent // 100
         self.accept_pages = self.max_pages * accept_threshold_percent // 100
         self.entries: dict[int, bytes] = {}  # swap entry -> compressed page, LRU order
@@ -312,12 +318,10 @@ def zswap_writeback_entry(vm: Machine, entry: int) -> str | None:
 
 # mm/internal.h
 MAX_RECLAIM_RETRIES = 16
-# shrink_memcg() walks SWAP_CLUSTER_MAX entries of each node's LRU.
-SHRINK_MEMCG_BATCH = 32
 
 
 def shrink_memcg(vm: Machine) -> str | None:
-    """Walk up to SHRINK_MEMCG_BATCH entries from the LRU head
+    """Walk up to ``zswap.shrink_walk`` entries from the LRU head
     (``shrink_memcg`` with ``shrink_memcg_cb``): a referenced entry loses
     its bit and rotates to the tail (its second chance); any other rotates
     and is written back. None if one was written back, "EAGAIN" if entries
@@ -327,7 +331,7 @@ def shrink_memcg(vm: Machine) -> str | None:
     entries = zswap.entries
     unreferenced = zswap.unreferenced
     stats = zswap.stats
-    to_walk = SHRINK_MEMCG_BATCH
+    to_walk = zswap.shrink_walk
     walked = shrunk = 0
     while to_walk and entries:
         # Visited entries rotate to the tail, so a list shorter than the
