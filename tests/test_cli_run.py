@@ -131,12 +131,20 @@ def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, word
         (["--mthp", "64kB:sometimes"], "mode"),
         (["--write-ratio", "150%"], "write-ratio"),
         (["--config", "/nonexistent.toml"], "cannot read"),
+        (["--cpus", "0"], "--cpus 0: must be at least 1"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, args, words):
     assert main(["run", "--quiet", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err
+
+
+def test_cpus_reaches_the_machine(capsys):
+    args = ["run", "--quiet", "--json", "-", "--ram", "4MiB", "--swap", "zram:16MiB",
+            "--no-zswap", "--workload", "seq:8MiB:1", "--cpus", "3"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["cpus"] == 3
 
 
 def test_unknown_option_is_an_argparse_error(capsys):

@@ -59,6 +59,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
         help="MADV_HUGEPAGE every mapping of the workload (as calibrate --madv-hugepage)",
     )
     parser.add_argument("--store", choices=("memory", "file"), help="where device pages go")
+    parser.add_argument("--cpus", type=int, help="CPUs of the machine (default 2)")
     parser.add_argument("--seed", type=int, help="workload seed")
     parser.add_argument("--write-ratio", help="share of accesses that write (0.3 or 30%%)")
     parser.add_argument("--fill", choices=tuple(FILL_KINDS), help="page contents written")
@@ -82,6 +83,10 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
         m.zswap_compressor = args.zswap_compressor
     if args.store is not None:
         m.store = args.store
+    if args.cpus is not None:
+        if args.cpus < 1:
+            raise ConfigError(f"--cpus {args.cpus}: must be at least 1")
+        m.nr_cpus = args.cpus
     if args.seed is not None:
         cfg.seed = args.seed
     if args.write_ratio is not None:
