@@ -164,3 +164,16 @@ def test_a_large_swapin_over_zswap_entries_falls_back_and_counts_it():
         run(vm, reads(range(16)))
         assert stats["swpin_fallback"] == 1
         assert vm.events["zswpin"] == 16 and vm.mismatches == 0
+
+
+def test_zswap_once_enabled_stops_large_swapin_on_old_kernels():
+    # v6.18's alloc_swap_folio: once zswap was enabled since boot, every
+    # swap-in is order 0, and no fallback is counted.
+    for was_enabled, large in ((False, True), (True, False)):
+        with make_vm(ram_pages=1024, swap=("zram:16MiB",), mthp=["64kB:always"],
+                     zswap_was_enabled=was_enabled) as vm:  # fmt: skip
+            run(vm, writes(range(64)), events([(1, "pageout", 0, 64)]), reads(range(64)))
+            stats = vm.mthp.orders[4]
+            assert (stats["swpin"] > 0) == large, was_enabled
+            assert stats["swpin_fallback"] == 0
+            assert vm.events["pswpin"] == 64 and vm.mismatches == 0

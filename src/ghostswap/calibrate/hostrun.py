@@ -69,7 +69,7 @@ class HostResult:
     notes: list[str]
     device_rotational: bool
     # zswap was enabled at some point since boot (before or during this run):
-    # the kernel swapped in no large folios, so mTHP swpin counts mean nothing.
+    # a kernel up to v6.18 then swaps in no large folios.
     large_swapin_off: bool = False
     peak_zswap_pool_bytes: int = 0  # sampled, with the peak of swap use
     peak_zswap_stored_pages: int = 0
@@ -136,8 +136,8 @@ def preflight(setup: HostSetup) -> list[str]:
             raise HostError(f"this kernel has no anonymous mTHP size {size}")
     if zswap_ever_enabled():
         notes.append(
-            "zswap has been enabled since boot: this kernel no longer swaps in large "
-            "folios, so mTHP swpin counts will differ from the model until a reboot"
+            "zswap has been enabled since boot: a kernel up to v6.18 swaps in no large "
+            "folios until a reboot (the model is set up to do the same)"
         )
     if setup.zswap and not (ZSWAP_PARAMS / "enabled").is_file():
         raise HostError("this kernel has no zswap")

@@ -24,6 +24,7 @@ from ghostswap.calibrate.hostrun import (
     HostSetup,
     run_on_host,
     swap_dir_rotational,
+    zswap_ever_enabled,
 )
 from ghostswap.calibrate.replayer import build_replayer, write_replay_file
 from ghostswap.config import parse_swap_spec
@@ -100,8 +101,10 @@ def _host_int(path: str, default: int) -> int:
         return default
 
 
-def model_config(cal: Calibration, rotational: bool) -> RunConfig:
-    """The model machine that matches what the host run sets up."""
+def model_config(cal: Calibration, rotational: bool, zswap_was_enabled: bool = False) -> RunConfig:
+    """The model machine that matches what the host run sets up;
+    `zswap_was_enabled`: zswap has been enabled on the host since boot."""
+    old_kernel = _up_to_v6_18(os.uname().release)
     swap_text = f"{cal.swap_kind}:{cal.swap_bytes}" + (":rotational" if rotational else "")
     thp_top = read_knob(THP / "enabled") if (THP / "enabled").is_file() else "madvise"
     machine = MachineConfig(
@@ -119,7 +122,10 @@ def model_config(cal: Calibration, rotational: bool) -> RunConfig:
         or _host_int(f"{ZSWAP_PARAMS}/max_pool_percent", 20),
         zswap_accept_threshold_percent=_host_int(f"{ZSWAP_PARAMS}/accept_threshold_percent", 90),
         zswap_shrinker=_host_knob_bool(f"{ZSWAP_PARAMS}/shrinker_enabled", True),
-        zswap_shrink_walk=_zswap_shrink_walk(os.uname().release),
+        # v6.18 walks one entry per shrink_memcg(), the seed's tree 32 ...
+        zswap_shrink_walk=1 if old_kernel else 32,
+        # ... and stops large swap-in for good once zswap was enabled.
+        zswap_was_enabled=zswap_was_enabled and old_kernel,
         swappiness=_host_int("/proc/sys/vm/swappiness", 60),
         page_cluster=_host_int("/proc/sys/vm/page-cluster", 3),
         vma_ra_enabled=_host_knob_bool("/sys/kernel/mm/swap/vma_ra_enabled", True),
@@ -135,14 +141,14 @@ def model_config(cal: Calibration, rotational: bool) -> RunConfig:
     )
 
 
-def _zswap_shrink_walk(release: str) -> int:
-    """How many entries the host's ``shrink_memcg()`` walks per node: one
-    up to v6.18; SWAP_CLUSTER_MAX in the linux-mm tree after it."""
+def _up_to_v6_18(release: str) -> bool:
+    """Is the kernel `release` v6.18 or older (before the linux-mm tree's
+    zswap changes the seed builds on)?"""
     try:
         major, minor = (int(part) for part in release.split(".")[:2])
     except ValueError:
-        return 32
-    return 1 if (major, minor) <= (6, 18) else 32
+        return False
+    return (major, minor) <= (6, 18)
 
 
 def _meminfo_pages(field_name: str) -> int:
@@ -205,7 +211,8 @@ def run_calibration(
                 "pages come back wrong"
             )
         rotational = host_result.device_rotational
-    cfg = model_config(cal, rotational)
+    was_enabled = host_result.large_swapin_off if host_result else zswap_ever_enabled()
+    cfg = model_config(cal, rotational, was_enabled)
     model, _ = run_model(cfg, workload, quiet=quiet)
     rows = compare(
         host_result.vmstat if host_result else {},
@@ -227,13 +234,6 @@ def run_calibration(
             Row("peak zswap pool MiB", (host.peak_zswap_pool_bytes if host else 0) / 2**20,
                 model_zswap["peak_pool_bytes"] / 2**20),
         ]  # fmt: skip
-    if host_result is not None and host_result.large_swapin_off:
-        # Not a model error: this kernel stops large-folio swap-in for good
-        # once zswap has been enabled, which the model (the seed) does not.
-        dropped = [row.name for row in rows if row.name.endswith((" swpin", " swpin_fallback"))]
-        rows = [row for row in rows if row.name not in dropped]
-        if dropped:
-            notes.append("not compared, zswap has been enabled since boot: " + ", ".join(dropped))
     config = {
         "workload": cal.workload,
         "seed": cal.seed,

@@ -116,6 +116,9 @@ class MachineConfig:
     zswap_accept_threshold_percent: int = 90
     zswap_shrinker: bool = True
     zswap_shrink_walk: int = 32  # per shrink_memcg(): 32 in the seed's tree, 1 up to v6.18
+    # A kernel up to v6.18 on which zswap has been enabled since boot: its
+    # alloc_swap_folio() tests zswap_never_enabled() and swaps in order 0 only.
+    zswap_was_enabled: bool = False
     store: str = "memory"  # the front end's store_factory kind
     store_dir: str | None = None  # ... and directory (file stores)
     ghost_store: bool = False  # what-if: give ghost devices a backing store

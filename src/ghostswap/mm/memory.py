@@ -239,8 +239,14 @@ def thp_swapin_orders(vm: Machine, vma: Vma, page: int, pti: int, entry: int) ->
     enabled mTHP sizes below PMD whose aligned range fits the VMA, whose
     PTEs are the contiguous swap entries of the range, aligned like the
     swap offset. (Whether zswap holds part of a range is found out by
-    ``__swap_cache_alloc``, which then falls back and counts it.)"""
+    ``__swap_cache_alloc``, which then falls back and counts it.)
+
+    ``zswap_was_enabled`` models the older kernels' ``alloc_swap_folio``
+    (up to v6.18): once zswap has been enabled since boot, every swap-in
+    is order 0, without counting a fallback."""
     orders = 1
+    if vm.cfg.zswap_was_enabled:
+        return orders
     pte = vm.pt.pte_mv
     for order in vm.vma_anon_orders(vma):
         if order >= PMD_ORDER:
