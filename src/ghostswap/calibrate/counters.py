@@ -71,18 +71,18 @@ def read_zswap() -> dict[str, int] | None:
         return None
     out = {}
     for f in sorted(ZSWAP_DEBUGFS.iterdir()):
-        try:
-            out[f.name] = int(f.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
+        value = _read_int(f)
+        if value is not None:
+            out[f.name] = value
     return out
 
 
-def _read_int(path: Path) -> int:
+def _read_int(path: Path) -> int | None:
+    """The number a sysfs or debugfs file holds, or None if unreadable."""
     try:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return 0
+        return None
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -105,8 +105,8 @@ class SwapSampler:
     def _sample(self) -> None:
         self.peak_kib = max(self.peak_kib, swap_used_kib())
         if ZSWAP_DEBUGFS.is_dir():
-            pool = _read_int(ZSWAP_DEBUGFS / "pool_total_size")
-            stored = _read_int(ZSWAP_DEBUGFS / "stored_pages")
+            pool = _read_int(ZSWAP_DEBUGFS / "pool_total_size") or 0
+            stored = _read_int(ZSWAP_DEBUGFS / "stored_pages") or 0
             self.peak_zswap_pool_bytes = max(self.peak_zswap_pool_bytes, pool)
             self.peak_zswap_stored_pages = max(self.peak_zswap_stored_pages, stored)
 

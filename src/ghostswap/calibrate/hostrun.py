@@ -89,7 +89,7 @@ def zswap_ever_enabled() -> bool:
 def debugfs_mounted() -> Iterator[None]:
     """debugfs mounted for the duration (zswap's statistics live there);
     unmounted again only if this mounted it."""
-    if not DEBUGFS.is_dir() or _is_mountpoint(DEBUGFS):
+    if not DEBUGFS.is_dir() or os.path.ismount(DEBUGFS):
         yield
         return
     subprocess.run(
@@ -98,15 +98,8 @@ def debugfs_mounted() -> Iterator[None]:
     try:
         yield
     finally:
-        if _is_mountpoint(DEBUGFS):
+        if os.path.ismount(DEBUGFS):
             subprocess.run(["umount", str(DEBUGFS)], check=False, capture_output=True)
-
-
-def _is_mountpoint(path: Path) -> bool:
-    return any(
-        line.split()[4] == str(path)
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-    )
 
 
 def swap_dir_rotational(directory: str) -> bool:

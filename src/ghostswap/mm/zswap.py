@@ -1,11 +1,12 @@
 """zswap: a compressed cache in front of the swap devices (mm/zswap.c).
 
-Pages are compressed for real (zstd or lz4 from PyPI, deflate from zlib) from the bytes their
-content tokens expand to, and kept in a pool with the kernel's limit
-(``max_pool_percent`` of RAM, refilling allowed again below
-``accept_threshold_percent`` of it). The pool's size is the sum of the
-compressed lengths in pages (zsmalloc's packing is not modelled); it is
-charged to the memory cgroup as ``MEMCG_ZSWAP_B``.
+Pages are compressed for real (zstd or lz4 from PyPI, deflate from zlib)
+from the bytes their content tokens expand to, and kept in a pool with the
+kernel's limit (``max_pool_percent`` of ``totalram_pages``, refilling
+allowed again below ``accept_threshold_percent`` of it). The pool's size
+is the sum of the compressed lengths in pages (zsmalloc's packing is not
+modelled); it is counted as the memcg's ``MEMCG_ZSWAP_B`` and charged to
+its limit on cgroup v2 only.
 
 Entries are found by swap entry; a load is exclusive (the entry is erased
 and the folio dirtied), freed slots invalidate their entries
