@@ -224,14 +224,14 @@ def run_calibration(
     )
     model_zswap = model.get("zswap")
     if cal.zswap and model_zswap is not None:
-        host = host_result
+        hr = host_result
         rows += [
-            Row("zswap pool_limit_hit", (host.zswap or {}).get("pool_limit_hit", 0) if host else 0,
+            Row("zswap pool_limit_hit", (hr.zswap or {}).get("pool_limit_hit", 0) if hr else 0,
                 model_zswap["pool_limit_hit"]),
-            Row("peak zswap stored pages", host.peak_zswap_stored_pages if host else 0,
+            Row("peak zswap stored pages", hr.peak_zswap_stored_pages if hr else 0,
                 model_zswap["peak_stored_pages"]),
             # The kernel's pool holds zsmalloc pages; the model's compressed bytes.
-            Row("peak zswap pool MiB", (host.peak_zswap_pool_bytes if host else 0) / 2**20,
+            Row("peak zswap pool MiB", (hr.peak_zswap_pool_bytes if hr else 0) / 2**20,
                 model_zswap["peak_pool_bytes"] / 2**20),
         ]  # fmt: skip
     config = {

@@ -460,8 +460,8 @@ class Harness:
                     raise Leak(f"swap{si.type}: empty ghost cluster {index} stays allocated")
         for folio in self.folios:
             if folio.flags & PG_swapcache:
-                si = subsys.swap_info[swp_type(folio.swap)]
-                if si is None or not si.flags & SWP_WRITEOK:
+                cache_si = subsys.swap_info[swp_type(folio.swap)]
+                if cache_si is None or not cache_si.flags & SWP_WRITEOK:
                     raise Leak(
                         f"{folio!r} is still in the swap cache of swap{swp_type(folio.swap)}, "
                         "which is swapped off"

@@ -127,8 +127,8 @@ def main(args: argparse.Namespace) -> int:
         + (f", zswap {args.zswap_compressor}" if args.zswap else "")
     )
     if result.host is None:
-        rows = [(row.name, _fmt(row.model, row.percent)) for row in result.rows]
-        console.print(make_table("model only", ("counter", "model"), rows))
+        model_rows = [(row.name, _fmt(row.model, row.percent)) for row in result.rows]
+        console.print(make_table("model only", ("counter", "model"), model_rows))
     else:
         rows = [
             (

@@ -203,7 +203,7 @@ class RunToCompletion:
         pass
 
     def pick(self, runnable: Sequence[int], current: int | None, point: TraceStep | None) -> int:
-        return current if current in runnable else runnable[0]
+        return current if current is not None and current in runnable else runnable[0]
 
 
 class CpuState:
@@ -306,7 +306,7 @@ class CheckedRuntime:
         cpu.blocked = None
         cpu.waiting_for = ""
 
-    def run(self, bodies: Sequence[Callable[[], None]]) -> None:
+    def run(self, bodies: Sequence[Callable[[], object]]) -> None:
         """Run each body as a CPU under the scheduler until all are done."""
         self.cpus = [CpuState(i) for i in range(len(bodies))]
         self._main = getcurrent()
@@ -345,7 +345,7 @@ class CheckedRuntime:
             self._main = None
         self._run_ready_callbacks()
 
-    def _cpu_entry(self, cpu: CpuState, body: Callable[[], None]) -> Callable[[], None]:
+    def _cpu_entry(self, cpu: CpuState, body: Callable[[], object]) -> Callable[[], None]:
         def entry() -> None:
             body()
             if cpu.held:

@@ -16,7 +16,7 @@ __all__ = ["WorkStruct", "cancel_work", "flush_work", "run_pending_work", "sched
 class WorkStruct:
     __slots__ = ("func", "name", "pending")
 
-    def __init__(self, func: Callable[[], None], name: str = "work") -> None:
+    def __init__(self, func: Callable[[], object], name: str = "work") -> None:
         self.func = func
         self.name = name
         self.pending = False

@@ -201,8 +201,8 @@ class PageTables:
     def __init__(self, initial_blocks: int = 64) -> None:
         self.pte = np.zeros(initial_blocks * PMD_NR, dtype=np.int64)
         self.token = np.zeros(initial_blocks * PMD_NR, dtype=np.int64)
-        self.pte_mv = memoryview(self.pte)
-        self.token_mv = memoryview(self.token)
+        self.pte_mv = self.pte.data
+        self.token_mv = self.token.data
         self.nr_blocks = 0
         self.free_blocks: list[int] = []
         self.directory: dict[int, int] = {}  # key -> block base pti
@@ -220,8 +220,8 @@ class PageTables:
         self.pte_mv.release()
         self.token_mv.release()
         self.pte, self.token = pte, token
-        self.pte_mv = memoryview(pte)
-        self.token_mv = memoryview(token)
+        self.pte_mv = pte.data
+        self.token_mv = token.data
 
     def block(self, pid: int, region: int, create: bool = True) -> int:
         """The base PTE index of `region` of `pid` (-1 if absent and not created)."""
@@ -305,13 +305,13 @@ class FrameTable:
         self.token = np.zeros(nr_frames, dtype=np.int64)
         self.lru_next = np.zeros(nr_frames + 2, dtype=np.int32)
         self.lru_prev = np.zeros(nr_frames + 2, dtype=np.int32)
-        self.flags_mv = memoryview(self.flags)
-        self.order_mv = memoryview(self.order)
-        self.rmap_mv = memoryview(self.rmap)
-        self.mapcount_mv = memoryview(self.mapcount)
-        self.token_mv = memoryview(self.token)
-        self.next_mv = memoryview(self.lru_next)
-        self.prev_mv = memoryview(self.lru_prev)
+        self.flags_mv = self.flags.data
+        self.order_mv = self.order.data
+        self.rmap_mv = self.rmap.data
+        self.mapcount_mv = self.mapcount.data
+        self.token_mv = self.token.data
+        self.next_mv = self.lru_next.data
+        self.prev_mv = self.lru_prev.data
         self.extra_rmap: dict[int, list[int]] = {}  # head -> further mappings (fork)
         self.inactive = nr_frames
         self.active = nr_frames + 1
@@ -322,7 +322,7 @@ class FrameTable:
         # Buddy allocator: free block heads per order, and each free head's order.
         self.free_lists: list[set[int]] = [set() for _ in range(MAX_ORDER + 1)]
         self.free_order = np.full(nr_frames, -1, dtype=np.int8)
-        self.free_order_mv = memoryview(self.free_order)
+        self.free_order_mv = self.free_order.data
         for head in range(0, nr_frames, PMD_NR):
             self.free_lists[MAX_ORDER].add(head)
             self.free_order_mv[head] = MAX_ORDER

@@ -239,8 +239,19 @@ class AllocStats:
     )
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.alloc_fail = 0
+        self.fast_hits = 0
+        self.frag_scans = 0
+        self.ghost_clusters_allocated = 0
+        self.ghost_clusters_freed = 0
+        self.ghost_pool_peak = 0
+        self.list_scans = 0
+        self.order0_steals = 0
+        self.reclaim_full_passes = 0
+        self.reclaim_range_calls = 0
+        self.slow_calls = 0
+        self.tables_allocated = 0
+        self.tables_freed = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -440,13 +451,13 @@ def __swap_cluster_lock(si: SwapInfo, offset: int) -> SwapClusterInfo | None:
     if not si.flags & SWP_GHOST:
         cluster_info = si.cluster_info
         assert cluster_info is not None
-        ci = cluster_info[offset // SWAPFILE_CLUSTER]
-        spin_lock(ci.lock)
-        return ci
+        static_ci = cluster_info[offset // SWAPFILE_CLUSTER]
+        spin_lock(static_ci.lock)
+        return static_ci
     rcu_read_lock()
     pool = si.cluster_info_pool
     assert pool is not None
-    ci = xa_load(pool, offset // SWAPFILE_CLUSTER)
+    ci: SwapClusterInfo | None = xa_load(pool, offset // SWAPFILE_CLUSTER)
     if ci is not None:
         spin_lock(ci.lock)
         if ci.flags == CLUSTER_FLAG_DEAD and not si.subsys.reverts.no_dead_check:

@@ -268,7 +268,7 @@ def __swap_cache_alloc(subsys: SwapSubsystem, targ_entry: int, gfp: int, order: 
     if ci is None and not no_null_check:
         return "ENOENT"
     err, shadow = __swap_cache_check_batch(ci, entry, ci_off, ci_targ, nr_pages)  # type: ignore[arg-type]
-    swap_cluster_unlock(ci)
+    swap_cluster_unlock(ci)  # type: ignore[arg-type]
     if err:
         return err
 

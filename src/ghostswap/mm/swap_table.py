@@ -19,11 +19,15 @@ the cluster's extend table. The table itself is an 8-byte-per-slot
 from __future__ import annotations
 
 from array import array
+from typing import TYPE_CHECKING
 
 from ghostswap.kernel import runtime as _rt
 from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.rcu import rcu_dereference, rcu_read_lock, rcu_read_unlock
 from ghostswap.kernel.spinlock import lockdep_assert_held
+
+if TYPE_CHECKING:  # swap.py imports this module
+    from ghostswap.mm.swap import SwapClusterInfo
 
 __all__ = [
     "SWAP_CACHE_PFN_BITS",
@@ -216,31 +220,32 @@ def swp_tb_ptr_to_offset(swp_tb: int) -> int:
 # free of that import.
 
 
-def __swap_table_set(ci, off: int, swp_tb: int) -> None:  # type: ignore[no-untyped-def]
+def __swap_table_set(ci: SwapClusterInfo, off: int, swp_tb: int) -> None:
     """Set a slot. Context: ci.lock held."""
     c = _rt.checked
     if c is not None:
         c.assert_held(ci.lock, ci.lock.name)
-    ci.table[off] = swp_tb
+    ci.table[off] = swp_tb  # type: ignore[index]  # a locked in-use cluster has its table
 
 
-def __swap_table_xchg(ci, off: int, swp_tb: int) -> int:  # type: ignore[no-untyped-def]
+def __swap_table_xchg(ci: SwapClusterInfo, off: int, swp_tb: int) -> int:
     lockdep_assert_held(ci.lock)
     table = ci.table
+    assert table is not None
     old = table[off]
     table[off] = swp_tb
     return old
 
 
-def __swap_table_get(ci, off: int) -> int:  # type: ignore[no-untyped-def]
+def __swap_table_get(ci: SwapClusterInfo, off: int) -> int:
     """Read a slot under ci.lock or inside an RCU read section."""
     c = _rt.checked
     if c is not None:
         c.rcu_dereference(f"{ci.lock.name}.table", c.holds(ci.lock))
-    return ci.table[off]
+    return ci.table[off]  # type: ignore[index]  # the caller holds the cluster
 
 
-def swap_table_get(ci, off: int) -> int:  # type: ignore[no-untyped-def]
+def swap_table_get(ci: SwapClusterInfo | None, off: int) -> int:
     """Lockless read of a slot; NULL when the cluster or its table is gone.
 
     The None check is the seed's addition: a ghost cluster looked up by
@@ -255,30 +260,30 @@ def swap_table_get(ci, off: int) -> int:  # type: ignore[no-untyped-def]
     return swp_tb
 
 
-def swap_table_get_unchecked(ci, off: int) -> int:  # type: ignore[no-untyped-def]
+def swap_table_get_unchecked(ci: SwapClusterInfo | None, off: int) -> int:
     """``swap_table_get`` as it was before the seed: no check for a missing
     cluster (the ``no-null-cluster-check`` revert)."""
     rcu_read_lock()
-    table = rcu_dereference(ci.table, "ci.table")
+    table = rcu_dereference(ci.table, "ci.table")  # type: ignore[union-attr]  # the oops
     swp_tb = table[off] if table is not None else SWP_TB_NULL
     rcu_read_unlock()
     return swp_tb
 
 
-def __swap_table_set_zero(ci, off: int) -> None:  # type: ignore[no-untyped-def]
+def __swap_table_set_zero(ci: SwapClusterInfo, off: int) -> None:
     __swap_table_set(ci, off, __swap_table_get(ci, off) | SWP_TB_ZERO_FLAG)
 
 
-def __swap_table_test_zero(ci, off: int) -> bool:  # type: ignore[no-untyped-def]
+def __swap_table_test_zero(ci: SwapClusterInfo, off: int) -> bool:
     return bool(__swap_table_get(ci, off) & SWP_TB_ZERO_FLAG)
 
 
-def __swap_table_clear_zero(ci, off: int) -> None:  # type: ignore[no-untyped-def]
+def __swap_table_clear_zero(ci: SwapClusterInfo, off: int) -> None:
     __swap_table_set(ci, off, __swap_table_get(ci, off) & ~SWP_TB_ZERO_FLAG)
 
 
 # -- memcg ids (phase IV: a per-cluster table replaces swap_cgroup) -----------------
-def __swap_cgroup_set(ci, off: int, nr: int, memcg_id: int) -> None:  # type: ignore[no-untyped-def]
+def __swap_cgroup_set(ci: SwapClusterInfo, off: int, nr: int, memcg_id: int) -> None:
     lockdep_assert_held(ci.lock)
     table = ci.memcg_table
     if table is None:
@@ -287,12 +292,12 @@ def __swap_cgroup_set(ci, off: int, nr: int, memcg_id: int) -> None:  # type: ig
         table[i] = memcg_id
 
 
-def __swap_cgroup_get(ci, off: int) -> int:  # type: ignore[no-untyped-def]
+def __swap_cgroup_get(ci: SwapClusterInfo, off: int) -> int:
     table = ci.memcg_table
     return table[off] if table is not None else 0
 
 
-def __swap_cgroup_clear(ci, off: int, nr: int) -> int:  # type: ignore[no-untyped-def]
+def __swap_cgroup_clear(ci: SwapClusterInfo, off: int, nr: int) -> int:
     table = ci.memcg_table
     if table is None:
         return 0

@@ -74,6 +74,7 @@ from ghostswap.mm.swap import (
     SWP_SOLIDSTATE,
     SWP_TYPE_SHIFT,
     SWP_WRITEOK,
+    ClusterFlag,
     PercpuSwapCluster,
     SwapClusterInfo,
     SwapClusterInfoDynamic,
@@ -282,7 +283,7 @@ def swap_cluster_populate(si: SwapInfo, ci: SwapClusterInfo) -> SwapClusterInfo 
     return ci
 
 
-def move_cluster(si: SwapInfo, ci: SwapClusterInfo, head: ListHead, new_flags: int) -> None:
+def move_cluster(si: SwapInfo, ci: SwapClusterInfo, head: ListHead, new_flags: ClusterFlag) -> None:
     """The only place a cluster changes list and flag. Context: ci.lock."""
     if ci.flags == new_flags:
         WARN(f"move_cluster: {ci!r} already has flag {new_flags}")
@@ -453,7 +454,7 @@ def cluster_reclaim_range(si: SwapInfo, ci: SwapClusterInfo, start: int, order: 
         relocked = swap_cluster_lock(si, start)
         if relocked is None and not si.subsys.reverts.no_null_cluster_check:
             return _Reclaimed(False, False, None)
-    ci = relocked
+    ci = relocked  # type: ignore[assignment]  # None only when a revert skips the check
     # The lock was dropped: another order may own the cluster now, or it
     # may have been freed.
     if not cluster_is_usable(ci, order):
@@ -912,9 +913,10 @@ def swap_alloc_fast(subsys: SwapSubsystem, folio: Folio, pcp: PercpuSwapCluster)
     if users.dead:
         return False
     users.count += 1
-    ci = swap_cluster_lock(si, offset)
+    locked = swap_cluster_lock(si, offset)
     # The seed's NULL check; the no-null-cluster-check revert dereferences it.
-    if ci is not None or subsys.reverts.no_null_cluster_check:
+    if locked is not None or subsys.reverts.no_null_cluster_check:
+        ci: SwapClusterInfo = locked  # type: ignore[assignment]  # None: the revert's oops
         # cluster_is_usable(ci, order), inlined
         if (
             ci.flags <= CLUSTER_FLAG_USABLE

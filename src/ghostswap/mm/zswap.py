@@ -141,7 +141,7 @@ class Zswap:
         if not 0 < accept_threshold_percent <= 100:
             raise ConfigError("zswap accept_threshold_percent must be in 1..100")
         self.compressor = compressor
-        self.compress, self.decompress = COMPRESSORS[compressor]()  # type: ignore[misc]
+        self.compress, self.decompress = COMPRESSORS[compressor]()
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
         # Only registers the memory-pressure shrinker, which is not modelled.

@@ -120,9 +120,9 @@ def detect_format(path: str) -> TraceFormat:
     for fmt in TRACE_FORMATS.values():
         if fmt.sniff(head):
             return fmt
-    fmt = format_by_extension(path)
-    if fmt is not None:
-        return fmt
+    by_name = format_by_extension(path)
+    if by_name is not None:
+        return by_name
     raise TraceError(
         f"{path}: not a trace format ghostswap knows ({', '.join(TRACE_FORMATS)}); "
         "see ghostswap trace --help"

@@ -13,7 +13,7 @@ import gzip
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -76,6 +76,12 @@ class TraceFormat:
     write: Callable[..., int] | None = None
 
 
+class ByteStream(Protocol):
+    """What the trace parsers read from: a file, or valgrind's FIFO."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 def open_binary(path: str) -> IO[bytes]:
     """`path` for reading bytes, gunzipped if it is gzip; errors name the file."""
     try:
@@ -109,7 +115,7 @@ class TextBlock:
 
 
 def line_blocks(
-    stream: IO[bytes], label: str, block_bytes: int | None = None
+    stream: ByteStream, label: str, block_bytes: int | None = None
 ) -> Iterator[TextBlock]:
     """`stream` in blocks of whole lines (the last one gets a newline added).
 

@@ -93,6 +93,7 @@ def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
             if data is None:
                 continue
             header_seen = True
+        assert data is not None
         events = _parse_plain(data)
         if events is None:
             events = _parse_lines(data.decode("utf-8", errors="replace"), first_line, label)
@@ -142,24 +143,24 @@ def _parse_plain(data: bytes) -> np.ndarray | None:
     commas = np.flatnonzero(buf == _COMMA)
     if len(commas) != 3 * n:
         return None
-    commas = commas.reshape(n, 3)
+    comma_at = commas.reshape(n, 3)
     starts = np.empty(n, dtype=np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
     # Non-empty fields put a line's three commas inside that line.
     lengths = (
-        commas[:, 0] - starts,
-        commas[:, 1] - commas[:, 0] - 1,
-        commas[:, 2] - commas[:, 1] - 1,
-        ends - commas[:, 2] - 1,
+        comma_at[:, 0] - starts,
+        comma_at[:, 1] - comma_at[:, 0] - 1,
+        comma_at[:, 2] - comma_at[:, 1] - 1,
+        ends - comma_at[:, 2] - 1,
     )
     for length, most in zip(lengths, (10, 7, 19, 10), strict=True):
         if length.min() < 1 or length.max() > most:
             return None
     pid = numbers_at(buf, starts, lengths[0], DEC_DIGITS, 10)
-    key = numbers_at(buf, commas[:, 0] + 1, lengths[1], ANY_BYTE, 256)
-    page = numbers_at(buf, commas[:, 1] + 1, lengths[2], DEC_DIGITS, 10)
-    npages = numbers_at(buf, commas[:, 2] + 1, lengths[3], DEC_DIGITS, 10)
+    key = numbers_at(buf, comma_at[:, 0] + 1, lengths[1], ANY_BYTE, 256)
+    page = numbers_at(buf, comma_at[:, 1] + 1, lengths[2], DEC_DIGITS, 10)
+    npages = numbers_at(buf, comma_at[:, 2] + 1, lengths[3], DEC_DIGITS, 10)
     if pid is None or key is None or page is None or npages is None:
         return None
     if pid.max() > _U32 or npages.max() > _U32:

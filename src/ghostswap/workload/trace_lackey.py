@@ -40,6 +40,7 @@ from ghostswap.errors import TraceError
 from ghostswap.workload.events import OP_READ, OP_WRITE, make_events
 from ghostswap.workload.textparse import DEC_DIGITS, HEX_DIGITS, numbers_at
 from ghostswap.workload.trace_common import (
+    ByteStream,
     TextBlock,
     TraceFormat,
     TraceOptions,
@@ -76,7 +77,7 @@ class LackeyTrace(TraceWorkload):
 
 
 def parse_lackey(
-    stream: IO[bytes],
+    stream: ByteStream,
     label: str,
     options: TraceOptions | None = None,
     chatter: deque[str] | None = None,
