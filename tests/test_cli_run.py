@@ -93,6 +93,7 @@ def test_config_file_sets_the_machine(tmp_path):
     result = json.loads(out.read_text())
     assert result["swaps"][0]["kind"] == "zram" and result["swaps"][0]["priority"] == 3
     assert result["config"]["swappiness"] == 100
+    assert result["config"]["memcg_charge_batch"] == 64  # the kernel's default
     # Zero-filled pages never reach the device.
     assert result["vmstat"]["swpout_zero"] > 0 and result["vmstat"]["pswpout"] == 0
 
@@ -186,6 +187,7 @@ def test_an_oom_kill_is_reported_not_hidden(tmp_path, capsys):
         ("swappiness = 300", "machine.swappiness: 300 is outside 0..200"),
         ("page_cluster = 40", "machine.page_cluster: 40 is outside 0..31"),
         ('percpu_policy = "mine"', "machine.percpu_policy: 'mine' is not global or per-device"),
+        ("memcg_charge_batch = -1", "machine.memcg_charge_batch: -1 is outside 0..1024"),
     ],
 )
 def test_machine_fields_out_of_range_name_file_and_line(tmp_path, capsys, field, message):

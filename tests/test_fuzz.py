@@ -63,6 +63,6 @@ def test_random_event_mixes_keep_every_invariant(config, ram, batches):
             vm.exit(pid)
         quiescent()
         check_machine(vm)
-        assert vm.memcg.usage_pages == 0 and vm.memcg.zswap_bytes == 0
+        assert vm.memcg.folio_pages() == 0 and vm.memcg.zswap_bytes == 0
         assert vm.subsys.nr_swap_pages == vm.subsys.total_swap_pages
         assert vm.frames.lru_pages == [0, 0]

@@ -12,18 +12,18 @@ def pte(vm, pid, page):
 def test_read_fault_maps_the_zero_page_without_memory():
     with make_vm() as vm:
         run(vm, reads(range(10)))
-        assert vm.memcg.usage_pages == 0
+        assert vm.memcg.folio_pages() == 0
         assert all(pte(vm, 1, p) & PTE_ZERO for p in range(10))
         assert vm.events["pgfault"] == 10
         run(vm, writes([3]))
-        assert vm.memcg.usage_pages == 1
+        assert vm.memcg.folio_pages() == 1
         assert pte(vm, 1, 3) & PTE_WRITE and not pte(vm, 1, 3) & PTE_ZERO
 
 
 def test_write_faults_allocate_and_hits_do_not_fault():
     with make_vm() as vm:
         run(vm, writes(range(20)))
-        assert vm.memcg.usage_pages == 20
+        assert vm.memcg.folio_pages() == 20
         faults = vm.events["pgfault"]
         run(vm, reads(range(20)), writes(range(20)))
         assert vm.events["pgfault"] == faults
@@ -36,14 +36,14 @@ def test_mthp_fault_allocates_a_large_folio_when_the_range_fits():
         stats = vm.mthp.orders[4]
         # Pages 0..15 and 16..31 fit the VMA; 32..47 does not (it ends at 40).
         assert stats["anon_fault_alloc"] == 2
-        assert vm.memcg.usage_pages == 33
+        assert vm.memcg.folio_pages() == 33
         assert vm.frames.order_mv[pte(vm, 1, 20) >> 8] == 4
 
 
 def test_mthp_mode_never_and_madvise_fall_back_to_order_0():
     with make_vm(mthp=["64kB:madvise", "32kB:never"]) as vm:
         run(vm, writes([0]))
-        assert vm.memcg.usage_pages == 1
+        assert vm.memcg.folio_pages() == 1
 
 
 def test_zap_frees_frames_and_swap_entries():
@@ -54,7 +54,7 @@ def test_zap_frees_frames_and_swap_entries():
         assert used > 0
         run(vm, events([(1, "f", 0, 400)]))
         assert vm.subsys.swap_info[0].inuse_pages == 0
-        assert vm.memcg.usage_pages == 0
+        assert vm.memcg.folio_pages() == 0
         assert vm.frames.lru_pages == [0, 0]
 
 
@@ -66,7 +66,7 @@ def test_unmap_removes_the_vma_and_exit_frees_everything():
         assert mm.find_vma(50) is None and mm.find_vma(200) is not None
         run(vm, events([(1, "exit", 0, 0)]))
         assert 1 not in vm.mms
-        assert vm.memcg.usage_pages == 0
+        assert vm.memcg.folio_pages() == 0
         assert vm.subsys.nr_swap_pages == vm.subsys.total_swap_pages
         assert vm.pt.directory == {}
 
@@ -82,9 +82,9 @@ def test_fork_shares_swap_entries_and_pages_until_written():
         assert swp_swapcount(vm.subsys, entry) == 2
         # Shared pages are read-only in both; a write copies.
         assert not pte(vm, 1, present[0]) & PTE_WRITE
-        before = vm.memcg.usage_pages
+        before = vm.memcg.folio_pages()
         run(vm, writes([present[0]], pid=2))
-        assert vm.memcg.usage_pages >= before  # copied (reclaim may have run)
+        assert vm.memcg.folio_pages() >= before  # copied (reclaim may have run)
         assert pte(vm, 2, present[0]) >> 8 != pte(vm, 1, present[0]) >> 8
         # Both processes read everything back intact.
         run(vm, reads(range(300), pid=2), reads(range(300), pid=1))
@@ -99,10 +99,10 @@ def test_write_to_exclusive_page_after_child_exit_reuses_it():
     with make_vm(ram_pages=512) as vm:
         run(vm, writes([7]), events([(1, "fork", 2, 0), (2, "exit", 0, 0)]))
         frame = pte(vm, 1, 7) >> 8
-        usage = vm.memcg.usage_pages
+        usage = vm.memcg.folio_pages()
         run(vm, writes([7]))
         assert pte(vm, 1, 7) >> 8 == frame
-        assert vm.memcg.usage_pages == usage
+        assert vm.memcg.folio_pages() == usage
 
 
 def test_oom_kills_the_process_when_nothing_can_be_reclaimed():
@@ -110,7 +110,7 @@ def test_oom_kills_the_process_when_nothing_can_be_reclaimed():
         run(vm, writes(range(100)))
         assert vm.events["oom_kill"] == 1
         assert 1 not in vm.mms
-        assert vm.memcg.usage_pages == 0
+        assert vm.memcg.folio_pages() == 0
         # The events after the kill are skipped: pages 65..99, then one more.
         assert vm.vm_stats["events_skipped"] == 35
         run(vm, writes([1]))

@@ -60,7 +60,7 @@ def test_partial_zap_splits_a_large_folio():
     with make_vm(ram_pages=1024, mthp=["64kB:always"]) as vm:
         run(vm, writes([0]), events([(1, "f", 4, 4)]))
         assert vm.mthp.orders[4]["split"] == 1
-        assert vm.memcg.usage_pages == 12
+        assert vm.memcg.folio_pages() == 12
         run(vm, events([(1, "pageout", 0, 16)]), reads(range(16)))
         assert vm.mismatches == 0
 

@@ -61,7 +61,7 @@ def test_mixed_chunk_with_ranges_and_process_events():
         run(vm, chunk)
         assert vm.mismatches == 0
         assert vm.verified_pages > 0
-        assert vm.memcg.usage_pages == 0
+        assert vm.memcg.folio_pages() == 0
         assert vm.subsys.nr_swap_pages == vm.subsys.total_swap_pages
 
 

@@ -13,6 +13,7 @@ The TOML file::
     store_dir = "/var/tmp"    # for the file store
     thp = "madvise"           # the top-level THP knob "inherit" sizes follow
     mthp = ["64kB:always"]    # as hugepages-<size>kB/enabled
+    memcg_charge_batch = 64   # MEMCG_CHARGE_BATCH; 0 charges exactly (no per-CPU stock)
 
     [[swap]]                  # repeatable; or: swap = ["ghost:8x", ...] in [machine]
     kind = "ghost"            # ghost | file | partition | zram
@@ -108,6 +109,7 @@ class RunConfig:
             "vma_readahead": m.vma_ra_enabled,
             "cpus": m.nr_cpus,
             "memcg": "v1" if m.memcg_v1 else "v2",
+            "memcg_charge_batch": m.memcg_charge_batch,
             "workload": self.workload or None,
             "trace": self.trace,
             "seed": self.seed,
@@ -177,11 +179,12 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         "swap": lambda v: _set_swaps(cfg, [parse_swap_spec(s) for s in v], list(v)),
         "percpu_policy": lambda v: setattr(m, "percpu_policy", v),
         "ghost_store": lambda v: setattr(m, "ghost_store", v),
+        "memcg_charge_batch": lambda v: setattr(m, "memcg_charge_batch", v),
     }
     types: dict[str, type | tuple] = {
         "ram": str, "swappiness": int, "page_cluster": int, "vma_readahead": bool,
         "cpus": int, "store": str, "store_dir": str, "thp": str, "mthp": list,
-        "swap": list, "percpu_policy": str, "ghost_store": bool,
+        "swap": list, "percpu_policy": str, "ghost_store": bool, "memcg_charge_batch": int,
     }  # fmt: skip
     for key in machine:
         if key not in setters:
@@ -195,6 +198,10 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         raise src.error("machine", "store", f"{m.store!r} is not memory or file")
     if m.nr_cpus < 1:
         raise src.error("machine", "cpus", f"{m.nr_cpus} is not a number of CPUs (>= 1)")
+    if not 0 <= m.memcg_charge_batch <= 1024:
+        raise src.error(
+            "machine", "memcg_charge_batch", f"{m.memcg_charge_batch} is outside 0..1024"
+        )
     if not 0 <= m.swappiness <= 200:
         raise src.error("machine", "swappiness", f"{m.swappiness} is outside 0..200")
     if not 0 <= m.page_cluster <= 31:

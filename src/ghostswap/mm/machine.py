@@ -106,6 +106,9 @@ class MachineConfig:
     # The memory controller is cgroup v1 (calibration hosts): zswap's pool is
     # not charged to it. The default is v2, which charges it.
     memcg_v1: bool = False
+    # MEMCG_CHARGE_BATCH: pages a charge takes from the counter at once, the
+    # surplus kept in a per-CPU stock; 0 charges exactly (no stock).
+    memcg_charge_batch: int = 64
     swap: list[SwapSpec] = field(default_factory=list)
     mthp: dict[int, str] = field(default_factory=dict)
     thp_enabled: str = "madvise"  # the top-level knob "inherit" sizes follow
@@ -179,7 +182,12 @@ class Machine:
         self._pfn_slot = _take_pfn_slot()
         self.pfn_base = self._pfn_slot << _PFN_SLOT_SHIFT
         self.pt = PageTables()
-        self.memcg = MemCgroup(cfg.ram_pages, v1=cfg.memcg_v1)
+        self.memcg = MemCgroup(
+            cfg.ram_pages,
+            v1=cfg.memcg_v1,
+            nr_cpus=cfg.nr_cpus,
+            charge_batch=cfg.memcg_charge_batch,
+        )
         self.mms: dict[int, MmStruct] = {}
         self.killed: set[int] = set()
         self.anon_cost = 0

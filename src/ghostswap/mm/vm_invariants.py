@@ -70,8 +70,9 @@ def _check_lru(vm: Machine) -> set[int]:
 def check_machine(vm: Machine) -> None:
     frames = vm.frames
     used = frames.nr_frames - frames.free_frames
-    if used != vm.memcg.usage_pages:
-        raise _fail(f"{used} frames allocated but {vm.memcg.usage_pages} pages charged")
+    charged = vm.memcg.folio_pages()
+    if used != charged:
+        raise _fail(f"{used} frames allocated but {charged} pages charged to folios")
     on_lru = _check_lru(vm)
     heads = [int(h) for h in np.flatnonzero(frames.flags & FL_HEAD)]
     for head in heads:
