@@ -218,3 +218,25 @@ def test_every_vmstat_event_the_machine_counts_is_reported(tmp_path):
         assert counted <= set(VM_EVENT_ITEMS)
         result = build_result(vm, {}, {}, 0, 0.0, OverheadTracker())
         assert list(result["vmstat"]) == list(VM_EVENT_ITEMS)
+
+
+@pytest.mark.parametrize(
+    ("rows", "index", "words"),
+    [
+        # A lone access takes the vectorised path, which once lost the event.
+        (["1,w,0,1", "1,r,562949953421312,1"], 1, "page 0x2000000000000 is outside"),
+        (["1,w,0,1", "1,w,562949953421311,2"], 1, "page range 0x1ffffffffffff+2 is outside"),
+        # The page tables' int64 keys hold pids below 2^23; larger ones overflowed.
+        (["1,w,0,1", "8388608,w,0,1"], 1, "pid 8388608 is not below 8388608"),
+        (["1,w,0,1", "1,fork,4294967295,0"], 1, "child pid 4294967295 is not below"),
+    ],
+)
+def test_an_event_the_machine_cannot_hold_names_the_trace_and_the_event(
+    tmp_path, capsys, rows, index, words
+):
+    trace = tmp_path / "far.csv"
+    trace.write_text("pid,op,page,npages\n" + "\n".join(rows) + "\n")
+    assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"far.csv: event {index}:" in err and words in err

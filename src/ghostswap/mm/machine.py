@@ -380,7 +380,10 @@ class Machine:
 
     def _check_range(self, page: int, npages: int) -> None:
         if page + npages > MAX_PAGE or npages < 0:
-            raise ConfigError(f"page range {page:#x}+{npages} is outside a 57-bit address space")
+            raise ConfigError(
+                f"page range {page:#x}+{npages} is outside the address space "
+                f"(pages below {MAX_PAGE:#x})"
+            )
 
     def access(self, pid: int, page: int, write: bool) -> None:
         """One read or write of one page (faulting as needed)."""
