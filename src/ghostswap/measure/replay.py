@@ -39,6 +39,7 @@ __all__ = ["EventError", "ReplayResult", "replay", "replay_chunk"]
 
 WINDOW = 8192
 MIN_WINDOW = 256
+RANGE_SLICE = 1 << 16  # pages of one range event handed to _accesses at once
 # The page tables key a process's blocks by ``pid << PID_SHIFT`` in an
 # int64; the kernel's own PID_MAX_LIMIT (4,194,304) is below this.
 MAX_PID = 1 << (63 - PID_SHIFT)
@@ -170,15 +171,15 @@ def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarr
 
 def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:
     if op in (OP_READ, OP_WRITE):
-        if npages <= 0:
-            return
-        pages = np.arange(page, page + npages, dtype=np.uint64)
-        _accesses(
-            vm,
-            np.full(npages, pid, dtype=np.uint32),
-            pages,
-            np.full(npages, op == OP_WRITE, dtype=bool),
-        )
+        # A range may cover up to 2^32 - 1 pages: touch it a slice at a time.
+        for first in range(page, page + npages, RANGE_SLICE):
+            n = min(RANGE_SLICE, page + npages - first)
+            _accesses(
+                vm,
+                np.full(n, pid, dtype=np.uint32),
+                np.arange(first, first + n, dtype=np.uint64),
+                np.full(n, op == OP_WRITE, dtype=bool),
+            )
     elif op == OP_FREE:
         vm.madvise_dontneed(pid, page, npages)
     elif op == OP_MAP:
