@@ -240,3 +240,12 @@ def test_an_event_the_machine_cannot_hold_names_the_trace_and_the_event(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"far.csv: event {index}:" in err and words in err
+
+
+@pytest.mark.parametrize("blocked", ["report.html", PLOTS[0]])
+def test_a_report_file_that_cannot_be_written_is_one_error(tmp_path, capsys, blocked):
+    (tmp_path / "rep" / blocked).mkdir(parents=True)  # a directory where a file goes
+    rc = main(["run", *SMALL, "--quiet", "--report", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"cannot write {tmp_path / 'rep' / blocked}: Is a directory" in err
