@@ -249,3 +249,28 @@ def test_a_report_file_that_cannot_be_written_is_one_error(tmp_path, capsys, blo
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert f"cannot write {tmp_path / 'rep' / blocked}: Is a directory" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "words"),
+    [
+        ("--json", "missing/r.json", "no directory"),
+        ("--json", ".", "is a directory"),
+        ("--report", "a-file/rep", "is not a directory"),
+        ("--report", "a-file", "is not a directory"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_the_run(
+    tmp_path, capsys, monkeypatch, option, target, words
+):
+    import ghostswap.cli.run as cli_run
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(cli_run, "run", no_run)
+    (tmp_path / "a-file").write_text("")
+    rc = main(["run", *SMALL, "--quiet", option, str(tmp_path / target)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert option in err and words in err

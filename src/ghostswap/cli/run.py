@@ -13,7 +13,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ghostswap.cli.fmt import bytes_cell, console, make_table, write_json
+from ghostswap.cli.fmt import (
+    bytes_cell,
+    check_output_dir,
+    check_output_file,
+    console,
+    make_table,
+    write_json,
+)
 from ghostswap.config import parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.measure.run import run
@@ -113,6 +120,10 @@ def resolve_workload(cfg: RunConfig) -> Workload:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.report:
+        check_output_dir(args.report, "--report")
     cfg = load_run_config(args.config)
     _overlay(cfg, args)
     workload = resolve_workload(cfg)
