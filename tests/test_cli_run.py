@@ -8,6 +8,7 @@ from ghostswap.runconfig import load_run_config
 from ghostswap.workload.registry import make_workload
 
 SMALL = ["--ram", "4MiB", "--workload", "zipf:8MiB:20k"]
+SWAP_OK = '[[swap]]\nkind = "file"\nsize = "1GiB"\n'
 
 
 def run_json(tmp_path, *extra):
@@ -108,6 +109,11 @@ def test_config_file_sets_the_machine(tmp_path):
         ("[machine]\nram = \n", 2, ""),  # TOML syntax error
         ('[workload]\nfill = "lorem"\n', 2, "fill"),
         ("[machine]\nbogus = 1\n", 2, "unknown field"),
+        # The second [[swap]], not the first, is the one at fault.
+        (f'{SWAP_OK}[[swap]]\nkind = "zram"\nsize = "1GiB"\nprio = -7\n', 5, "prio"),
+        (f'{SWAP_OK}[[swap]]\nkind = "zram"\nprio = "x"\n', 6, "prio"),
+        (f'{SWAP_OK}[[swap]]\nsize = "1GiB"\n', 4, "needs a kind"),
+        ('[machine]\nram = "4MiB"\n[machin]\n', 3, "unknown table"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):

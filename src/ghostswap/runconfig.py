@@ -123,14 +123,26 @@ class _Source:
         self.name = name
         self.lines = text.splitlines()
 
-    def where(self, table: str, key: str) -> str:
-        """``file:line`` of `key` in `[table]` (best effort: the first match)."""
+    def where(self, table: str, key: str, nth: int = 0) -> str:
+        """``file:line`` of `key` in `[table]`, or in the `nth` ``[[table]]``
+        (best effort: the first match); with `table` empty, a top-level key
+        or the `nth` table named `key`."""
         in_table = table == ""
+        seen = -1
         pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
         for number, line in enumerate(self.lines, 1):
-            stripped = line.strip()
-            if stripped.startswith("["):
-                in_table = stripped.strip("[] ") == table
+            header = _HEADER.match(line)
+            if header:
+                name = header.group(2)
+                if not table and name == key:
+                    seen += 1
+                    if seen == nth:
+                        return f"{self.name}:{number}"
+                if header.group(1) == "[[" and name == table:
+                    seen += 1
+                    in_table = seen == nth
+                else:
+                    in_table = name == table
                 continue
             if in_table and pattern.match(line):
                 return f"{self.name}:{number}"
@@ -139,10 +151,13 @@ class _Source:
                 return f"{self.name}:{number}"
         return self.name
 
-    def error(self, table: str, key: str, message: str) -> ConfigError:
+    def error(self, table: str, key: str, message: str, nth: int = 0) -> ConfigError:
         return ConfigError(
-            f"{self.where(table, key)}: {table + '.' if table else ''}{key}: {message}"
+            f"{self.where(table, key, nth)}: {table + '.' if table else ''}{key}: {message}"
         )
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*\"?([^\]\"]*?)\"?\s*\]")
 
 
 def _get(src: _Source, data: dict[str, Any], table: str, key: str, kind: type | tuple) -> Any:
@@ -211,12 +226,12 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         if not isinstance(swaps, list):
             raise ConfigError(f"{src.where('', 'swap')}: swap must be an array of tables [[swap]]")
         specs, texts = [], []
-        for item in swaps:
-            text = _swap_table_text(src, item)
+        for nth, item in enumerate(swaps):
+            text = _swap_table_text(src, item, nth)
             try:
                 specs.append(parse_swap_spec(text))
             except ConfigError as err:
-                raise src.error("swap", "kind", str(err)) from None
+                raise src.error("swap", "kind", str(err), nth) from None
             texts.append(text)
         _set_swaps(cfg, specs, texts)
 
@@ -270,24 +285,24 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
 
 
-def _swap_table_text(src: _Source, item: Any) -> str:
+def _swap_table_text(src: _Source, item: Any, nth: int) -> str:
     if isinstance(item, str):
         return item
     if not isinstance(item, dict) or "kind" not in item:
-        raise ConfigError(f"{src.where('', 'swap')}: each [[swap]] needs a kind")
+        raise ConfigError(f"{src.where('', 'swap', nth)}: each [[swap]] needs a kind")
     for key in item:
         if key not in ("kind", "size", "prio", "options"):
-            raise src.error("swap", key, "unknown field (kind, size, prio, options)")
+            raise src.error("swap", key, "unknown field (kind, size, prio, options)", nth)
     parts = [str(item["kind"])]
     if "size" in item:
         parts.append(str(item["size"]))
     if "prio" in item:
         if not isinstance(item["prio"], int) or isinstance(item["prio"], bool):
-            raise src.error("swap", "prio", f"expected int, not {item['prio']!r}")
+            raise src.error("swap", "prio", f"expected int, not {item['prio']!r}", nth)
         parts.append(f"prio={item['prio']}")
     options = item.get("options", [])
     if not isinstance(options, list):
-        raise src.error("swap", "options", "expected a list of strings")
+        raise src.error("swap", "options", "expected a list of strings", nth)
     parts.extend(str(o) for o in options)
     return ":".join(parts)
 
