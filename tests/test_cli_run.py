@@ -114,6 +114,8 @@ def test_config_file_sets_the_machine(tmp_path):
         (f'{SWAP_OK}[[swap]]\nkind = "zram"\nprio = "x"\n', 6, "prio"),
         (f'{SWAP_OK}[[swap]]\nsize = "1GiB"\n', 4, "needs a kind"),
         ('[machine]\nram = "4MiB"\n[machin]\n', 3, "unknown table"),
+        ('[machine]\nram = "128KiB"\n', 2, "at least 64 pages"),
+        ('[machine]\n\nram = "3TiB"\n', 3, "above 2 TiB"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):
@@ -138,6 +140,7 @@ def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, word
         (["--write-ratio", "150%"], "write-ratio"),
         (["--config", "/nonexistent.toml"], "cannot read"),
         (["--cpus", "0"], "--cpus 0: must be at least 1"),
+        (["--ram", "0"], "--ram 0: RAM must be at least 64 pages"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, args, words):

@@ -48,7 +48,7 @@ from typing import Any
 from ghostswap.config import SwapSpec, parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.mm.content import FILL_KINDS
-from ghostswap.mm.machine import MachineConfig, parse_mthp
+from ghostswap.mm.machine import MachineConfig, check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
 
@@ -180,7 +180,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
     if not isinstance(machine, dict):
         raise ConfigError(f"{src.name}: [machine] must be a table")
     setters = {
-        "ram": lambda v: setattr(m, "ram_pages", parse_size_pages(v, "ram")),
+        "ram": lambda v: setattr(m, "ram_pages", _ram_pages(v)),
         "swappiness": lambda v: setattr(m, "swappiness", v),
         "page_cluster": lambda v: setattr(m, "page_cluster", v),
         "vma_readahead": lambda v: setattr(m, "vma_ra_enabled", v),
@@ -283,6 +283,12 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
                 )
         else:
             raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
+
+
+def _ram_pages(text: str) -> int:
+    pages = parse_size_pages(text, "ram")
+    check_ram_pages(pages)
+    return pages
 
 
 def _swap_table_text(src: _Source, item: Any, nth: int) -> str:

@@ -25,7 +25,7 @@ from ghostswap.config import parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
-from ghostswap.mm.machine import parse_mthp
+from ghostswap.mm.machine import check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
@@ -79,6 +79,10 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
     m = cfg.machine
     if args.ram is not None:
         m.ram_pages = parse_size_pages(args.ram, "--ram")
+        try:
+            check_ram_pages(m.ram_pages)
+        except ConfigError as err:
+            raise ConfigError(f"--ram {args.ram}: {err}") from None
     if args.swap:
         m.swap = [parse_swap_spec(s) for s in args.swap]
         cfg.swap_texts = list(args.swap)
