@@ -115,6 +115,12 @@ def test_config_file_sets_the_machine(tmp_path):
         (f'{SWAP_OK}[[swap]]\nsize = "1GiB"\n', 4, "needs a kind"),
         ('[machine]\nram = "4MiB"\n[machin]\n', 3, "unknown table"),
         ('[machine]\nram = "128KiB"\n', 2, "at least 64 pages"),
+        # The workload a config file names: its errors name the file and line too.
+        ('[workload]\n\nspec = "nope:1"\n', 3, "workload.spec: unknown workload 'nope:1'"),
+        ('[workload]\nspec = "zipf:8MiB"\n', 2, "missing ACCESSES"),
+        ('[workload]\ntrace = "/nonexistent.csv"\n', 2, "workload.trace: /nonexistent.csv"),
+        ("[workload]\nseed = -1\n", 2, "workload.seed: -1 is negative"),
+        ('[workload]\nspec = "seq:8MiB"\ntrace = "t.csv"\n', 3, "not both"),
         ('[machine]\n\nram = "3TiB"\n', 3, "above 2 TiB"),
     ],
 )

@@ -76,6 +76,9 @@ fill = "text"
 """
 
 
+DEFAULT_NAME = "<default>"
+
+
 @dataclass
 class RunConfig:
     """A machine plus the workload to run on it."""
@@ -86,6 +89,10 @@ class RunConfig:
     seed: int = 1
     write_ratio: float = 0.3
     swap_texts: list[str] = field(default_factory=list)
+    # Where the user set each [workload] field (spec, trace, seed,
+    # write_ratio, fill): ``FILE:LINE`` in a config file or the option that
+    # set it. Fields only the embedded default sets are absent.
+    origins: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         m = self.machine
@@ -261,14 +268,21 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         )
 
     workload = doc.get("workload", {})
+    if "spec" in workload and "trace" in workload:
+        raise src.error("workload", "trace", "give spec or trace, not both")
     for key in workload:
         if key == "spec":
             cfg.workload = _get(src, workload, "workload", key, str)
             cfg.trace = None
+            cfg.origins.pop("trace", None)
         elif key == "trace":
             cfg.trace = _get(src, workload, "workload", key, str)
+            cfg.workload = ""
+            cfg.origins.pop("spec", None)
         elif key == "seed":
             cfg.seed = _get(src, workload, "workload", key, int)
+            if cfg.seed < 0:
+                raise src.error("workload", key, f"{cfg.seed} is negative")
         elif key == "write_ratio":
             value = workload[key]
             try:
@@ -283,6 +297,8 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
                 )
         else:
             raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
+        if src.name != DEFAULT_NAME:
+            cfg.origins[key] = src.where("workload", key)
 
 
 def _ram_pages(text: str) -> int:
@@ -331,7 +347,7 @@ def _parse(cfg: RunConfig, name: str, text: str) -> None:
 def load_run_config(path: str | None) -> RunConfig:
     """The embedded default, overlaid with the TOML file at `path` if given."""
     cfg = RunConfig()
-    _parse(cfg, "<default>", DEFAULT_TOML)
+    _parse(cfg, DEFAULT_NAME, DEFAULT_TOML)
     if path is not None:
         try:
             text = Path(path).read_text()

@@ -22,7 +22,7 @@ from ghostswap.cli.fmt import (
     write_json,
 )
 from ghostswap.config import parse_swap_spec
-from ghostswap.errors import ConfigError
+from ghostswap.errors import ConfigError, GhostswapError
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import check_ram_pages, parse_mthp
@@ -100,27 +100,44 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
         m.nr_cpus = args.cpus
     if args.seed is not None:
         cfg.seed = args.seed
+        cfg.origins["seed"] = "--seed"
     if args.write_ratio is not None:
         cfg.write_ratio = parse_fraction(args.write_ratio, "--write-ratio")
     if args.fill is not None:
         m.fill = args.fill
+        cfg.origins["fill"] = "--fill"
     if args.workload is not None:
         cfg.workload, cfg.trace = args.workload, None
+        cfg.origins["spec"] = "--workload"
+        cfg.origins.pop("trace", None)
     if args.trace is not None:
         cfg.trace, cfg.workload = args.trace, ""
+        cfg.origins["trace"] = "--trace"
+        cfg.origins.pop("spec", None)
 
 
 def resolve_workload(cfg: RunConfig) -> Workload:
-    """The workload the configuration names, from the workload registry."""
+    """The workload the configuration names, from the workload registry.
+
+    An error in a workload a config file names is prefixed with its
+    ``FILE:LINE``.
+    """
     from ghostswap.workload import registry
 
-    if cfg.trace:
-        return registry.open_trace(cfg.trace)
-    if not cfg.workload:
-        raise ConfigError("no workload: give --workload SPEC or --trace FILE")
-    return registry.make_workload(
-        cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
-    )
+    key = "trace" if cfg.trace else "spec"
+    try:
+        if cfg.trace:
+            return registry.open_trace(cfg.trace)
+        if not cfg.workload:
+            raise ConfigError("no workload: give --workload SPEC or --trace FILE")
+        return registry.make_workload(
+            cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
+        )
+    except GhostswapError as err:
+        origin = cfg.origins.get(key, "")
+        if origin and not origin.startswith("--"):
+            raise ConfigError(f"{origin}: workload.{key}: {err}") from None
+        raise
 
 
 def main(args: argparse.Namespace) -> int:
