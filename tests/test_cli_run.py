@@ -289,3 +289,17 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_run(
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1
     assert option in err and words in err
+
+
+def test_a_trace_keeps_its_own_fill_unless_one_is_chosen(tmp_path):
+    trace = tmp_path / "zero.gst"
+    assert main(["trace", "convert", "--fill", "zero", "seq:8MiB:1", str(trace), "--quiet"]) == 0
+    out = tmp_path / "r.json"
+    base = ["run", "--quiet", "--ram", "4MiB", "--trace", str(trace), "--json", str(out)]
+    assert main([*base, "--no-zswap", "--swap", "zram:64MiB"]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["fill"] == result["workload"]["fill"] == "zero"
+    assert result["vmstat"]["swpout_zero"] > 0 and result["vmstat"]["pswpout"] == 0
+    assert main([*base, "--fill", "random"]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["fill"] == result["workload"]["fill"] == "random"

@@ -119,15 +119,19 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
 def resolve_workload(cfg: RunConfig) -> Workload:
     """The workload the configuration names, from the workload registry.
 
-    An error in a workload a config file names is prefixed with its
-    ``FILE:LINE``.
+    A trace keeps its own page contents (its header's fill, or ``half``)
+    unless the user chose a fill; the machine then writes those. An error
+    in a workload a config file names is prefixed with its ``FILE:LINE``.
     """
     from ghostswap.workload import registry
 
     key = "trace" if cfg.trace else "spec"
     try:
         if cfg.trace:
-            return registry.open_trace(cfg.trace)
+            fill = cfg.machine.fill if "fill" in cfg.origins else None
+            workload = registry.open_trace(cfg.trace, fill=fill)
+            cfg.machine.fill = workload.fill  # type: ignore[attr-defined]
+            return workload
         if not cfg.workload:
             raise ConfigError("no workload: give --workload SPEC or --trace FILE")
         return registry.make_workload(
