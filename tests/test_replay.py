@@ -99,3 +99,18 @@ def test_a_long_range_is_touched_a_slice_at_a_time(monkeypatch):
         replay_mod.replay_chunk(vm, events([(1, "r", 7, npages)]))
     assert max(len(p) for p in seen) <= 1 << 16
     assert (np.concatenate(seen) == np.arange(7, 7 + npages)).all()
+
+
+def test_progress_moves_within_a_chunk():
+    """A generator's access phase is one chunk of 65536 events: the bar
+    must not sit still for all of it."""
+    seen = []
+    with make_vm(ram_pages=128) as vm:
+        replay(
+            vm,
+            ChunkWorkload([random_chunk(1, 3000, 500, 0.5)]),
+            progress=seen.append,
+            sampler=lambda m, n: {"events": n},
+            sample_every=1000,
+        )
+    assert seen == [1000, 2000, 3000]

@@ -252,8 +252,8 @@ def replay(
                 ) from None
             result.events += len(part)
             quiescent()
-        if progress is not None:
-            progress(result.events)
+            if progress is not None:
+                progress(result.events)
     result.seconds = time.perf_counter() - start
     if sampler is not None:
         result.samples.append(sampler(vm, result.events))
