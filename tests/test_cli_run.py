@@ -303,3 +303,12 @@ def test_a_trace_keeps_its_own_fill_unless_one_is_chosen(tmp_path):
     assert main([*base, "--fill", "random"]) == 0
     result = json.loads(out.read_text())
     assert result["config"]["fill"] == result["workload"]["fill"] == "random"
+
+
+def test_the_mthp_table_shows_the_selftest_fallback_percentage(capsys):
+    # A swap file takes no large entries: every 64 KiB folio falls back.
+    args = ["run", "--ram", "64MiB", "--swap", "file:64MiB", "--no-zswap", "--mthp",
+            "64kB:always", "--mthp", "32kB:never", "--workload", "thp-frag:2MiB:3"]  # fmt: skip
+    assert main(args) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "fallback %" in line)
+    assert row.replace("│", " ").split()[-2:] == ["-", "100.0%"]  # 32kB, 64kB

@@ -11,6 +11,7 @@ writes the result, ``--report`` plots and an HTML page.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from ghostswap.cli.fmt import (
@@ -30,6 +31,7 @@ from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
 from ghostswap.workload.events import Workload
+from ghostswap.workload.gen_thp_frag import fallback_percentage
 from ghostswap.workload.transform import MadviseMapped
 
 NAME = "run"
@@ -183,6 +185,10 @@ def _print(result: dict[str, Any]) -> None:
                 "anon_fault_alloc", "anon_fault_fallback", "split")  # fmt: skip
         sizes = list(result["mthp"])
         rows = [(k, *(f"{result['mthp'][s][k]:,}" for s in sizes)) for k in keys]
+        # thp_swap_allocator_test's figure, over the whole run.
+        none = {"swpout": 0, "swpout_fallback": 0}
+        pcts = [fallback_percentage(none, result["mthp"][s]) for s in sizes]
+        rows.append(("swpout fallback %", *("-" if math.isnan(p) else f"{p:.1f}%" for p in pcts)))
         out(make_table("mTHP stats", ("stat", *sizes), rows))
     rows = [
         (
