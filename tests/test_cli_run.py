@@ -115,6 +115,7 @@ def test_config_file_sets_the_machine(tmp_path):
         (f'{SWAP_OK}[[swap]]\nsize = "1GiB"\n', 4, "needs a kind"),
         ('[machine]\nram = "4MiB"\n[machin]\n', 3, "unknown table"),
         ('[machine]\nram = "128KiB"\n', 2, "at least 64 pages"),
+        ('[machine]\n\nram = "\udcff"\n', 3, "not UTF-8"),  # a lone 0xff byte
         # The workload a config file names: its errors name the file and line too.
         ('[workload]\n\nspec = "nope:1"\n', 3, "workload.spec: unknown workload 'nope:1'"),
         ('[workload]\nspec = "zipf:8MiB"\n', 2, "missing ACCESSES"),
@@ -126,7 +127,7 @@ def test_config_file_sets_the_machine(tmp_path):
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):
     cfg = tmp_path / "bad.toml"
-    cfg.write_text(text)
+    cfg.write_bytes(text.encode("utf-8", errors="surrogateescape"))
     assert main(["run", "--config", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

@@ -350,9 +350,14 @@ def load_run_config(path: str | None) -> RunConfig:
     _parse(cfg, DEFAULT_NAME, DEFAULT_TOML)
     if path is not None:
         try:
-            text = Path(path).read_text()
+            data = Path(path).read_bytes()
         except OSError as err:
             raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            raise ConfigError(f"{path}:{line}: not UTF-8 text, as TOML must be") from None
         _parse(cfg, path, text)
     return cfg
 
