@@ -313,3 +313,23 @@ def test_the_mthp_table_shows_the_selftest_fallback_percentage(capsys):
     assert main(args) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "fallback %" in line)
     assert row.replace("│", " ").split()[-2:] == ["-", "100.0%"]  # 32kB, 64kB
+
+
+def test_a_mismatch_exits_1_and_leaves_json_on_stdout_clean(capsys, monkeypatch):
+    from ghostswap.storage.memory import MemoryStore
+
+    read_page = MemoryStore.read_page
+    reads = []
+
+    def corrupt_the_first(self, offset):
+        reads.append(offset)
+        token = read_page(self, offset)
+        return token ^ 1 if len(reads) == 1 else token
+
+    monkeypatch.setattr(MemoryStore, "read_page", corrupt_the_first)
+    args = ["run", "--ram", "1MiB", "--swap", "file:8MiB", "--no-zswap", "--workload",
+            "seq:2MiB", "--json", "-"]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["integrity"]["mismatches"] == 1
+    assert "1 pages came back different" in captured.err

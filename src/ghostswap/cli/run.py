@@ -14,6 +14,8 @@ import argparse
 import math
 from typing import Any
 
+from rich.console import Console
+
 from ghostswap.cli.fmt import (
     bytes_cell,
     check_output_dir,
@@ -168,7 +170,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.quiet and args.json != "-":
         _print(result)
     if result["integrity"]["mismatches"]:
-        console.print(
+        # On stderr: with --json - stdout holds nothing but the JSON.
+        Console(stderr=True, highlight=False).print(
             f"[bold red]integrity: {result['integrity']['mismatches']} pages came back "
             "different from what was written[/]"
         )
