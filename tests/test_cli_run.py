@@ -148,6 +148,8 @@ def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, word
         (["--config", "/nonexistent.toml"], "cannot read"),
         (["--cpus", "0"], "--cpus 0: must be at least 1"),
         (["--ram", "0"], "--ram 0: RAM must be at least 64 pages"),
+        (["--swap", "file:-1GiB"], "'-1GiB' is not a size"),
+        (["--swap", "zram:1GiB", "--swap", "file:4KiB"], "swap device 'file:4KiB': swapon:"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, args, words):

@@ -233,7 +233,10 @@ class Machine:
         self.sync_hits: Callable[[], None] = lambda: None
         try:
             for spec in cfg.swap:
-                si = swapon_spec(self.subsys, spec)
+                try:
+                    si = swapon_spec(self.subsys, spec)
+                except ConfigError as err:
+                    raise ConfigError(f"swap device {spec.describe()!r}: {err}") from None
                 if not si.flags & SWP_GHOST or cfg.ghost_store:
                     store = stores(si.name, si.max)
                     self.stores[si.type] = store
