@@ -8,6 +8,7 @@ from ghostswap.runconfig import load_run_config
 from ghostswap.workload.registry import make_workload
 
 SMALL = ["--ram", "4MiB", "--workload", "zipf:8MiB:20k"]
+SWAP_OK = '[[swap]]\nkind = "file"\nsize = "1GiB"\n'
 
 
 def run_json(tmp_path, *extra):
@@ -109,11 +110,25 @@ def test_config_file_sets_the_machine(tmp_path):
         ("[machine]\nram = \n", 2, ""),  # TOML syntax error
         ('[workload]\nfill = "lorem"\n', 2, "fill"),
         ("[machine]\nbogus = 1\n", 2, "unknown field"),
+        # The second [[swap]], not the first, is the one at fault.
+        (f'{SWAP_OK}[[swap]]\nkind = "zram"\nsize = "1GiB"\nprio = -7\n', 5, "prio"),
+        (f'{SWAP_OK}[[swap]]\nkind = "zram"\nprio = "x"\n', 6, "prio"),
+        (f'{SWAP_OK}[[swap]]\nsize = "1GiB"\n', 4, "needs a kind"),
+        ('[machine]\nram = "4MiB"\n[machin]\n', 3, "unknown table"),
+        ('[machine]\nram = "128KiB"\n', 2, "at least 64 pages"),
+        ('[machine]\n\nram = "\udcff"\n', 3, "not UTF-8"),  # a lone 0xff byte
+        # The workload a config file names: its errors name the file and line too.
+        ('[workload]\n\nspec = "nope:1"\n', 3, "workload.spec: unknown workload 'nope:1'"),
+        ('[workload]\nspec = "zipf:8MiB"\n', 2, "missing ACCESSES"),
+        ('[workload]\ntrace = "/nonexistent.csv"\n', 2, "workload.trace: /nonexistent.csv"),
+        ("[workload]\nseed = -1\n", 2, "workload.seed: -1 is negative"),
+        ('[workload]\nspec = "seq:8MiB"\ntrace = "t.csv"\n', 3, "not both"),
+        ('[machine]\n\nram = "3TiB"\n', 3, "above 2 TiB"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):
     cfg = tmp_path / "bad.toml"
-    cfg.write_text(text)
+    cfg.write_bytes(text.encode("utf-8", errors="surrogateescape"))
     assert main(["run", "--config", str(cfg), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -133,6 +148,9 @@ def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, word
         (["--write-ratio", "150%"], "write-ratio"),
         (["--config", "/nonexistent.toml"], "cannot read"),
         (["--cpus", "0"], "--cpus 0: must be at least 1"),
+        (["--ram", "0"], "--ram 0: RAM must be at least 64 pages"),
+        (["--swap", "file:-1GiB"], "'-1GiB' is not a size"),
+        (["--swap", "zram:1GiB", "--swap", "file:4KiB"], "swap device 'file:4KiB': swapon:"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, args, words):
@@ -220,3 +238,102 @@ def test_every_vmstat_event_the_machine_counts_is_reported(tmp_path):
         assert counted <= set(VM_EVENT_ITEMS)
         result = build_result(vm, {}, {}, 0, 0.0, OverheadTracker())
         assert list(result["vmstat"]) == list(VM_EVENT_ITEMS)
+
+
+@pytest.mark.parametrize(
+    ("rows", "index", "words"),
+    [
+        # A lone access takes the vectorised path, which once lost the event.
+        (["1,w,0,1", "1,r,562949953421312,1"], 1, "page 0x2000000000000 is outside"),
+        (["1,w,0,1", "1,w,562949953421311,2"], 1, "page range 0x1ffffffffffff+2 is outside"),
+        # The page tables' int64 keys hold pids below 2^23; larger ones overflowed.
+        (["1,w,0,1", "8388608,w,0,1"], 1, "pid 8388608 is not below 8388608"),
+        (["1,w,0,1", "1,fork,4294967295,0"], 1, "child pid 4294967295 is not below"),
+    ],
+)
+def test_an_event_the_machine_cannot_hold_names_the_trace_and_the_event(
+    tmp_path, capsys, rows, index, words
+):
+    trace = tmp_path / "far.csv"
+    trace.write_text("pid,op,page,npages\n" + "\n".join(rows) + "\n")
+    assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(trace)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"far.csv: event {index}:" in err and words in err
+
+
+@pytest.mark.parametrize("blocked", ["report.html", PLOTS[0]])
+def test_a_report_file_that_cannot_be_written_is_one_error(tmp_path, capsys, blocked):
+    (tmp_path / "rep" / blocked).mkdir(parents=True)  # a directory where a file goes
+    rc = main(["run", *SMALL, "--quiet", "--report", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert f"cannot write {tmp_path / 'rep' / blocked}: Is a directory" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "words"),
+    [
+        ("--json", "missing/r.json", "no directory"),
+        ("--json", ".", "is a directory"),
+        ("--report", "a-file/rep", "is not a directory"),
+        ("--report", "a-file", "is not a directory"),
+    ],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_the_run(
+    tmp_path, capsys, monkeypatch, option, target, words
+):
+    import ghostswap.cli.run as cli_run
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(cli_run, "run", no_run)
+    (tmp_path / "a-file").write_text("")
+    rc = main(["run", *SMALL, "--quiet", option, str(tmp_path / target)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert option in err and words in err
+
+
+def test_a_trace_keeps_its_own_fill_unless_one_is_chosen(tmp_path):
+    trace = tmp_path / "zero.gst"
+    assert main(["trace", "convert", "--fill", "zero", "seq:8MiB:1", str(trace), "--quiet"]) == 0
+    out = tmp_path / "r.json"
+    base = ["run", "--quiet", "--ram", "4MiB", "--trace", str(trace), "--json", str(out)]
+    assert main([*base, "--no-zswap", "--swap", "zram:64MiB"]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["fill"] == result["workload"]["fill"] == "zero"
+    assert result["vmstat"]["swpout_zero"] > 0 and result["vmstat"]["pswpout"] == 0
+    assert main([*base, "--fill", "random"]) == 0
+    result = json.loads(out.read_text())
+    assert result["config"]["fill"] == result["workload"]["fill"] == "random"
+
+
+def test_the_mthp_table_shows_the_selftest_fallback_percentage(capsys):
+    # A swap file takes no large entries: every 64 KiB folio falls back.
+    args = ["run", "--ram", "64MiB", "--swap", "file:64MiB", "--no-zswap", "--mthp",
+            "64kB:always", "--mthp", "32kB:never", "--workload", "thp-frag:2MiB:3"]  # fmt: skip
+    assert main(args) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "fallback %" in line)
+    assert row.replace("│", " ").split()[-2:] == ["-", "100.0%"]  # 32kB, 64kB
+
+
+def test_a_mismatch_exits_1_and_leaves_json_on_stdout_clean(capsys, monkeypatch):
+    from ghostswap.storage.memory import MemoryStore
+
+    read_page = MemoryStore.read_page
+    reads = []
+
+    def corrupt_the_first(self, offset):
+        reads.append(offset)
+        token = read_page(self, offset)
+        return token ^ 1 if len(reads) == 1 else token
+
+    monkeypatch.setattr(MemoryStore, "read_page", corrupt_the_first)
+    args = ["run", "--ram", "1MiB", "--swap", "file:8MiB", "--no-zswap", "--workload",
+            "seq:2MiB", "--json", "-"]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["integrity"]["mismatches"] == 1
+    assert "1 pages came back different" in captured.err

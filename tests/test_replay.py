@@ -83,3 +83,34 @@ def test_unknown_op_is_an_error():
     ev[0] = (1, 99, 1, 0)
     with make_vm() as vm, pytest.raises(ConfigError, match="unknown event op"):
         replay_chunk(vm, ev)
+
+
+def test_a_long_range_is_touched_a_slice_at_a_time(monkeypatch):
+    """A trace range may cover 2^32 - 1 pages; building one array of them
+    all needed 32 GiB. The slices cover the range in order."""
+    from ghostswap.measure import replay as replay_mod
+
+    seen = []
+    monkeypatch.setattr(
+        replay_mod, "_accesses", lambda vm, pids, pages, writes: seen.append(pages.copy())
+    )
+    npages = 200_005
+    with make_vm() as vm:
+        replay_mod.replay_chunk(vm, events([(1, "r", 7, npages)]))
+    assert max(len(p) for p in seen) <= 1 << 16
+    assert (np.concatenate(seen) == np.arange(7, 7 + npages)).all()
+
+
+def test_progress_moves_within_a_chunk():
+    """A generator's access phase is one chunk of 65536 events: the bar
+    must not sit still for all of it."""
+    seen = []
+    with make_vm(ram_pages=128) as vm:
+        replay(
+            vm,
+            ChunkWorkload([random_chunk(1, 3000, 500, 0.5)]),
+            progress=seen.append,
+            sampler=lambda m, n: {"events": n},
+            sample_every=1000,
+        )
+    assert seen == [1000, 2000, 3000]

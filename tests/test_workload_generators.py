@@ -316,3 +316,16 @@ def test_big_zipf_streams_in_bounded_chunks() -> None:
         assert len(chunk) <= CHUNK_EVENTS
         total += len(chunk)
     assert total == w.total_events() == 1 + (16 << 30) // 4096 // POPULATE_RUN + 3_000_000
+
+
+@pytest.mark.parametrize("spec", ["seq:16TiB", "zipf:1EiB:10", "fork:32TiB:2", "thp-frag:1PiB"])
+def test_a_size_one_event_cannot_cover_is_refused(spec: str) -> None:
+    # The map event's npages is a u32: these once ended in an OverflowError.
+    with pytest.raises(ConfigError, match="more than one event covers"):
+        list(make_workload(spec, seed=1, write_ratio=0.3, fill="half").chunks())
+
+
+def test_the_largest_size_one_event_covers_is_accepted() -> None:
+    spec = f"seq:{((1 << 32) - 1) * 4096}"
+    first = next(make_workload(spec, seed=1, write_ratio=0.3, fill="half").chunks())
+    assert int(first["npages"][0]) == (1 << 32) - 1

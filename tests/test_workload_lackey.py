@@ -294,3 +294,16 @@ def test_interrupted_record_stops_valgrind_and_cleans_up(
     assert list(tmp.iterdir()) == []
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["tmp"]
     assert os.path.isdir(tmp)
+
+
+@pytest.mark.parametrize("bad", [" L ffffffffffffffff,8", " M fffffffffffffffc,1000"])
+def test_an_access_past_2_64_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    # Such an access wrapped around to page 0 and became a garbage event.
+    lines = SAMPLE.read_text().splitlines()
+    path = tmp_path / "far.lackey"
+    path.write_text("\n".join([*lines[:1999], bad, *lines[1999:]]) + "\n")
+    monkeypatch.setattr(trace_common, "BLOCK_BYTES", 3000)
+    with pytest.raises(TraceError, match=rf"^{path}:2000: .* runs past the end of the 64-bit"):
+        read_rows(path)

@@ -71,4 +71,6 @@ def parse_swap_spec(text: str) -> SwapSpec:
 
 
 def _is_size(token: str) -> bool:
-    return bool(token) and token[0].isdigit()
+    # A sign or a point starts a (bad) size too, so "-1GiB" is refused as a
+    # size, not as an unknown option.
+    return bool(token) and (token[0].isdigit() or token[0] in "+-.")

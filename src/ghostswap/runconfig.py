@@ -49,7 +49,7 @@ from typing import Any
 from ghostswap.config import SwapSpec, parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.mm.content import FILL_KINDS
-from ghostswap.mm.machine import MachineConfig, parse_mthp
+from ghostswap.mm.machine import MachineConfig, check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
 
@@ -77,6 +77,9 @@ fill = "text"
 """
 
 
+DEFAULT_NAME = "<default>"
+
+
 @dataclass
 class RunConfig:
     """A machine plus the workload to run on it."""
@@ -87,6 +90,10 @@ class RunConfig:
     seed: int = 1
     write_ratio: float = 0.3
     swap_texts: list[str] = field(default_factory=list)
+    # Where the user set each [workload] field (spec, trace, seed,
+    # write_ratio, fill): ``FILE:LINE`` in a config file or the option that
+    # set it. Fields only the embedded default sets are absent.
+    origins: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         m = self.machine
@@ -125,14 +132,26 @@ class _Source:
         self.name = name
         self.lines = text.splitlines()
 
-    def where(self, table: str, key: str) -> str:
-        """``file:line`` of `key` in `[table]` (best effort: the first match)."""
+    def where(self, table: str, key: str, nth: int = 0) -> str:
+        """``file:line`` of `key` in `[table]`, or in the `nth` ``[[table]]``
+        (best effort: the first match); with `table` empty, a top-level key
+        or the `nth` table named `key`."""
         in_table = table == ""
+        seen = -1
         pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
         for number, line in enumerate(self.lines, 1):
-            stripped = line.strip()
-            if stripped.startswith("["):
-                in_table = stripped.strip("[] ") == table
+            header = _HEADER.match(line)
+            if header:
+                name = header.group(2)
+                if not table and name == key:
+                    seen += 1
+                    if seen == nth:
+                        return f"{self.name}:{number}"
+                if header.group(1) == "[[" and name == table:
+                    seen += 1
+                    in_table = seen == nth
+                else:
+                    in_table = name == table
                 continue
             if in_table and pattern.match(line):
                 return f"{self.name}:{number}"
@@ -141,10 +160,13 @@ class _Source:
                 return f"{self.name}:{number}"
         return self.name
 
-    def error(self, table: str, key: str, message: str) -> ConfigError:
+    def error(self, table: str, key: str, message: str, nth: int = 0) -> ConfigError:
         return ConfigError(
-            f"{self.where(table, key)}: {table + '.' if table else ''}{key}: {message}"
+            f"{self.where(table, key, nth)}: {table + '.' if table else ''}{key}: {message}"
         )
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*\"?([^\]\"]*?)\"?\s*\]")
 
 
 def _get(src: _Source, data: dict[str, Any], table: str, key: str, kind: type | tuple) -> Any:
@@ -167,7 +189,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
     if not isinstance(machine, dict):
         raise ConfigError(f"{src.name}: [machine] must be a table")
     setters = {
-        "ram": lambda v: setattr(m, "ram_pages", parse_size_pages(v, "ram")),
+        "ram": lambda v: setattr(m, "ram_pages", _ram_pages(v)),
         "swappiness": lambda v: setattr(m, "swappiness", v),
         "page_cluster": lambda v: setattr(m, "page_cluster", v),
         "vma_readahead": lambda v: setattr(m, "vma_ra_enabled", v),
@@ -218,12 +240,12 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         if not isinstance(swaps, list):
             raise ConfigError(f"{src.where('', 'swap')}: swap must be an array of tables [[swap]]")
         specs, texts = [], []
-        for item in swaps:
-            text = _swap_table_text(src, item)
+        for nth, item in enumerate(swaps):
+            text = _swap_table_text(src, item, nth)
             try:
                 specs.append(parse_swap_spec(text))
             except ConfigError as err:
-                raise src.error("swap", "kind", str(err)) from None
+                raise src.error("swap", "kind", str(err), nth) from None
             texts.append(text)
         _set_swaps(cfg, specs, texts)
 
@@ -253,14 +275,21 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         )
 
     workload = doc.get("workload", {})
+    if "spec" in workload and "trace" in workload:
+        raise src.error("workload", "trace", "give spec or trace, not both")
     for key in workload:
         if key == "spec":
             cfg.workload = _get(src, workload, "workload", key, str)
             cfg.trace = None
+            cfg.origins.pop("trace", None)
         elif key == "trace":
             cfg.trace = _get(src, workload, "workload", key, str)
+            cfg.workload = ""
+            cfg.origins.pop("spec", None)
         elif key == "seed":
             cfg.seed = _get(src, workload, "workload", key, int)
+            if cfg.seed < 0:
+                raise src.error("workload", key, f"{cfg.seed} is negative")
         elif key == "write_ratio":
             value = workload[key]
             try:
@@ -275,26 +304,34 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
                 )
         else:
             raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
+        if src.name != DEFAULT_NAME:
+            cfg.origins[key] = src.where("workload", key)
 
 
-def _swap_table_text(src: _Source, item: Any) -> str:
+def _ram_pages(text: str) -> int:
+    pages = parse_size_pages(text, "ram")
+    check_ram_pages(pages)
+    return pages
+
+
+def _swap_table_text(src: _Source, item: Any, nth: int) -> str:
     if isinstance(item, str):
         return item
     if not isinstance(item, dict) or "kind" not in item:
-        raise ConfigError(f"{src.where('', 'swap')}: each [[swap]] needs a kind")
+        raise ConfigError(f"{src.where('', 'swap', nth)}: each [[swap]] needs a kind")
     for key in item:
         if key not in ("kind", "size", "prio", "options"):
-            raise src.error("swap", key, "unknown field (kind, size, prio, options)")
+            raise src.error("swap", key, "unknown field (kind, size, prio, options)", nth)
     parts = [str(item["kind"])]
     if "size" in item:
         parts.append(str(item["size"]))
     if "prio" in item:
         if not isinstance(item["prio"], int) or isinstance(item["prio"], bool):
-            raise src.error("swap", "prio", f"expected int, not {item['prio']!r}")
+            raise src.error("swap", "prio", f"expected int, not {item['prio']!r}", nth)
         parts.append(f"prio={item['prio']}")
     options = item.get("options", [])
     if not isinstance(options, list):
-        raise src.error("swap", "options", "expected a list of strings")
+        raise src.error("swap", "options", "expected a list of strings", nth)
     parts.extend(str(o) for o in options)
     return ":".join(parts)
 
@@ -317,12 +354,17 @@ def _parse(cfg: RunConfig, name: str, text: str) -> None:
 def load_run_config(path: str | None) -> RunConfig:
     """The embedded default, overlaid with the TOML file at `path` if given."""
     cfg = RunConfig()
-    _parse(cfg, "<default>", DEFAULT_TOML)
+    _parse(cfg, DEFAULT_NAME, DEFAULT_TOML)
     if path is not None:
         try:
-            text = Path(path).read_text()
+            data = Path(path).read_bytes()
         except OSError as err:
             raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data[: err.start].count(b"\n") + 1
+            raise ConfigError(f"{path}:{line}: not UTF-8 text, as TOML must be") from None
         _parse(cfg, path, text)
     return cfg
 

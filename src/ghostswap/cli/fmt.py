@@ -9,6 +9,7 @@ sorted keys, so it diffs cleanly.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,14 @@ from ghostswap.errors import ConfigError
 from ghostswap.measure.progress import progress_bar
 from ghostswap.units import format_bytes
 
-__all__ = ["console", "make_table", "progress_bar", "write_json"]
+__all__ = [
+    "check_output_dir",
+    "check_output_file",
+    "console",
+    "make_table",
+    "progress_bar",
+    "write_json",
+]
 
 console = Console(highlight=False)
 
@@ -50,3 +58,34 @@ def write_json(path: str, data: Any) -> None:
         Path(path).write_text(text)
     except OSError as err:
         raise ConfigError(f"cannot write {path}: {err.strerror}") from None
+
+
+def check_output_file(path: str, what: str) -> None:
+    """Refuse, before any work, an output file that cannot be written
+    (``-`` is stdout)."""
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise ConfigError(f"{what} {path}: is a directory")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{what} {path}: permission denied")
+        return
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{what} {path}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: cannot create files in {parent}")
+
+
+def check_output_dir(path: str, what: str) -> None:
+    """Refuse, before any work, an output directory that cannot be made or
+    written: it exists as a directory we can write, or its nearest existing
+    ancestor is one."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"{what} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: cannot write in {existing}")

@@ -11,18 +11,29 @@ writes the result, ``--report`` plots and an HTML page.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-from ghostswap.cli.fmt import bytes_cell, console, make_table, write_json
+from rich.console import Console
+
+from ghostswap.cli.fmt import (
+    bytes_cell,
+    check_output_dir,
+    check_output_file,
+    console,
+    make_table,
+    write_json,
+)
 from ghostswap.config import parse_swap_spec
-from ghostswap.errors import ConfigError
+from ghostswap.errors import ConfigError, GhostswapError
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
-from ghostswap.mm.machine import parse_mthp
+from ghostswap.mm.machine import check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
 from ghostswap.workload.events import Workload
+from ghostswap.workload.gen_thp_frag import fallback_percentage
 from ghostswap.workload.transform import MadviseMapped
 
 NAME = "run"
@@ -72,6 +83,10 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
     m = cfg.machine
     if args.ram is not None:
         m.ram_pages = parse_size_pages(args.ram, "--ram")
+        try:
+            check_ram_pages(m.ram_pages)
+        except ConfigError as err:
+            raise ConfigError(f"--ram {args.ram}: {err}") from None
     if args.swap:
         m.swap = [parse_swap_spec(s) for s in args.swap]
         cfg.swap_texts = list(args.swap)
@@ -89,30 +104,55 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
         m.nr_cpus = args.cpus
     if args.seed is not None:
         cfg.seed = args.seed
+        cfg.origins["seed"] = "--seed"
     if args.write_ratio is not None:
         cfg.write_ratio = parse_fraction(args.write_ratio, "--write-ratio")
     if args.fill is not None:
         m.fill = args.fill
+        cfg.origins["fill"] = "--fill"
     if args.workload is not None:
         cfg.workload, cfg.trace = args.workload, None
+        cfg.origins["spec"] = "--workload"
+        cfg.origins.pop("trace", None)
     if args.trace is not None:
         cfg.trace, cfg.workload = args.trace, ""
+        cfg.origins["trace"] = "--trace"
+        cfg.origins.pop("spec", None)
 
 
 def resolve_workload(cfg: RunConfig) -> Workload:
-    """The workload the configuration names, from the workload registry."""
+    """The workload the configuration names, from the workload registry.
+
+    A trace keeps its own page contents (its header's fill, or ``half``)
+    unless the user chose a fill; the machine then writes those. An error
+    in a workload a config file names is prefixed with its ``FILE:LINE``.
+    """
     from ghostswap.workload import registry
 
-    if cfg.trace:
-        return registry.open_trace(cfg.trace)
-    if not cfg.workload:
-        raise ConfigError("no workload: give --workload SPEC or --trace FILE")
-    return registry.make_workload(
-        cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
-    )
+    key = "trace" if cfg.trace else "spec"
+    try:
+        if cfg.trace:
+            fill = cfg.machine.fill if "fill" in cfg.origins else None
+            workload = registry.open_trace(cfg.trace, fill=fill)
+            cfg.machine.fill = workload.fill  # type: ignore[attr-defined]
+            return workload
+        if not cfg.workload:
+            raise ConfigError("no workload: give --workload SPEC or --trace FILE")
+        return registry.make_workload(
+            cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
+        )
+    except GhostswapError as err:
+        origin = cfg.origins.get(key, "")
+        if origin and not origin.startswith("--"):
+            raise ConfigError(f"{origin}: workload.{key}: {err}") from None
+        raise
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.report:
+        check_output_dir(args.report, "--report")
     cfg = load_run_config(args.config)
     _overlay(cfg, args)
     workload = resolve_workload(cfg)
@@ -130,7 +170,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.quiet and args.json != "-":
         _print(result)
     if result["integrity"]["mismatches"]:
-        console.print(
+        # On stderr: with --json - stdout holds nothing but the JSON.
+        Console(stderr=True, highlight=False).print(
             f"[bold red]integrity: {result['integrity']['mismatches']} pages came back "
             "different from what was written[/]"
         )
@@ -147,6 +188,10 @@ def _print(result: dict[str, Any]) -> None:
                 "anon_fault_alloc", "anon_fault_fallback", "split")  # fmt: skip
         sizes = list(result["mthp"])
         rows = [(k, *(f"{result['mthp'][s][k]:,}" for s in sizes)) for k in keys]
+        # thp_swap_allocator_test's figure, over the whole run.
+        none = {"swpout": 0, "swpout_fallback": 0}
+        pcts = [fallback_percentage(none, result["mthp"][s]) for s in sizes]
+        rows.append(("swpout fallback %", *("-" if math.isnan(p) else f"{p:.1f}%" for p in pcts)))
         out(make_table("mTHP stats", ("stat", *sizes), rows))
     rows = [
         (

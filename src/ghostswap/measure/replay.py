@@ -20,7 +20,7 @@ import numpy as np
 from ghostswap.errors import ConfigError
 from ghostswap.kernel import quiescent
 from ghostswap.mm.machine import Machine
-from ghostswap.mm.mm_types import MAX_PAGE
+from ghostswap.mm.mm_types import MAX_PAGE, PID_SHIFT
 from ghostswap.workload.events import (
     OP_EXIT,
     OP_FORK,
@@ -39,6 +39,10 @@ __all__ = ["EventError", "ReplayResult", "replay", "replay_chunk"]
 
 WINDOW = 8192
 MIN_WINDOW = 256
+RANGE_SLICE = 1 << 16  # pages of one range event handed to _accesses at once
+# The page tables key a process's blocks by ``pid << PID_SHIFT`` in an
+# int64; the kernel's own PID_MAX_LIMIT (4,194,304) is below this.
+MAX_PID = 1 << (63 - PID_SHIFT)
 
 
 class EventError(ConfigError):
@@ -55,6 +59,33 @@ class ReplayResult:
     events: int = 0
     seconds: float = 0.0
     samples: list[dict[str, float]] = field(default_factory=list)
+
+
+def _first_unreplayable(chunk: np.ndarray) -> tuple[int, str] | None:
+    """The first event of `chunk` the machine cannot represent, and why: a
+    pid (or a forked child's) beyond :data:`MAX_PID`, or an access past
+    the last page of the address space (:data:`MAX_PAGE`)."""
+    ops = chunk["op"]
+    pids = chunk["pid"]
+    pages = chunk["page"]
+    npages = chunk["npages"].astype(np.uint64)
+    bad_pid = pids >= MAX_PID
+    bad_child = (ops == OP_FORK) & (pages >= MAX_PID)
+    bad_page = (ops <= OP_WRITE) & (npages > 0) & (pages > np.uint64(MAX_PAGE) - npages)
+    bad = bad_pid | bad_child | bad_page
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    if bad_pid[i]:
+        return i, f"pid {int(pids[i])} is not below {MAX_PID}, the model's pid limit"
+    if bad_child[i]:
+        return i, f"fork: child pid {int(pages[i])} is not below {MAX_PID}, the model's pid limit"
+    return i, _outside(int(pages[i]), int(npages[i]))
+
+
+def _outside(page: int, npages: int) -> str:
+    what = f"page {page:#x}" if npages == 1 else f"page range {page:#x}+{npages}"
+    return f"{what} is outside the address space (pages below {MAX_PAGE:#x})"
 
 
 def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> int:
@@ -121,7 +152,7 @@ def _no_pending() -> None:
 
 def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:
     if len(pages) and int(pages.max()) >= MAX_PAGE:
-        raise ConfigError(f"page {int(pages.max()):#x} is outside a 57-bit address space")
+        raise ConfigError(_outside(int(pages.max()), 1))
     # Windows shrink while reclaim keeps forcing reclassification (each pass
     # costs the rest of the window) and grow back when hits dominate.
     size = vm.replay_window
@@ -140,15 +171,15 @@ def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarr
 
 def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:
     if op in (OP_READ, OP_WRITE):
-        if npages <= 0:
-            return
-        pages = np.arange(page, page + npages, dtype=np.uint64)
-        _accesses(
-            vm,
-            np.full(npages, pid, dtype=np.uint32),
-            pages,
-            np.full(npages, op == OP_WRITE, dtype=bool),
-        )
+        # A range may cover up to 2^32 - 1 pages: touch it a slice at a time.
+        for first in range(page, page + npages, RANGE_SLICE):
+            n = min(RANGE_SLICE, page + npages - first)
+            _accesses(
+                vm,
+                np.full(n, pid, dtype=np.uint32),
+                np.arange(first, first + n, dtype=np.uint64),
+                np.full(n, op == OP_WRITE, dtype=bool),
+            )
     elif op == OP_FREE:
         vm.madvise_dontneed(pid, page, npages)
     elif op == OP_MAP:
@@ -169,6 +200,9 @@ def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:
 
 def replay_chunk(vm: Machine, chunk: np.ndarray) -> None:
     """Apply one chunk of EVENT_DTYPE events, in order."""
+    bad = _first_unreplayable(chunk)
+    if bad is not None:
+        raise EventError(*bad)
     ops = chunk["op"]
     npages = chunk["npages"]
     pids = chunk["pid"]
@@ -218,8 +252,8 @@ def replay(
                 ) from None
             result.events += len(part)
             quiescent()
-        if progress is not None:
-            progress(result.events)
+            if progress is not None:
+                progress(result.events)
     result.seconds = time.perf_counter() - start
     if sampler is not None:
         result.samples.append(sampler(vm, result.events))

@@ -29,8 +29,12 @@ def _plots(samples: list[dict[str, float]], out: Path) -> list[Path]:
     def save(fig: Any, name: str) -> None:
         fig.tight_layout()
         path = out / name
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
+        try:
+            fig.savefig(path, dpi=90)
+        except OSError as err:
+            raise ConfigError(f"--report: cannot write {path}: {err.strerror or err}") from None
+        finally:
+            plt.close(fig)
         paths.append(path)
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -141,5 +145,8 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
     parts.append(_table("timing", list(result["timing"].items()), ("item", "value")))
     parts.append("</body></html>")
     page = out / "report.html"
-    page.write_text("\n".join(parts))
+    try:
+        page.write_text("\n".join(parts))
+    except OSError as err:
+        raise ConfigError(f"--report: cannot write {page}: {err.strerror or err}") from None
     return page

@@ -51,7 +51,7 @@ from ghostswap.mm.zswap import (
     zswap_shrink_worker,
 )
 
-__all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "parse_mthp"]
+__all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "check_ram_pages", "parse_mthp"]
 
 # hugepages-<size>kB for anonymous memory: 16 KiB (order 2) to 2 MiB (PMD).
 MTHP_SIZES = {f"{4 << order}kB": order for order in range(2, PMD_ORDER + 1)}
@@ -72,6 +72,15 @@ def _take_pfn_slot() -> int:
             _pfn_slots_in_use.add(slot)
             return slot
     raise ConfigError("too many machines alive at once (1022)")
+
+
+def check_ram_pages(ram_pages: int) -> None:
+    """Refuse a RAM size the machine cannot have: below 64 pages, or so
+    large that its frames (twice RAM plus 2048) overflow a PFN slot."""
+    if ram_pages < 64:
+        raise ConfigError("RAM must be at least 64 pages (256 KiB)")
+    if 2 * ram_pages + 2048 >= 1 << _PFN_SLOT_SHIFT:
+        raise ConfigError("RAM above 2 TiB is not supported by the VM model")
 
 
 def parse_mthp(specs: list[str]) -> dict[int, str]:
@@ -151,8 +160,7 @@ class Machine:
     def __init__(self, cfg: MachineConfig, stores: StoreFactory) -> None:
         """`stores` makes each device's backing store (the storage layer's
         ``store_factory(cfg.store, cfg.store_dir)``, from the front end)."""
-        if cfg.ram_pages < 64:
-            raise ConfigError("RAM must be at least 64 pages (256 KiB)")
+        check_ram_pages(cfg.ram_pages)
         if not 0 <= cfg.swappiness <= 200:
             raise ConfigError("swappiness must be in 0..200")
         if not 0 <= cfg.page_cluster <= 31:
@@ -176,8 +184,6 @@ class Machine:
         self.serial = 0
         # Frames: twice the cgroup's RAM, so large folios rarely meet
         # physical fragmentation (the cgroup limit is what binds).
-        if 2 * cfg.ram_pages + 2048 >= 1 << _PFN_SLOT_SHIFT:
-            raise ConfigError("RAM above 2 TiB is not supported by the VM model")
         self.frames = FrameTable(2 * cfg.ram_pages + 2048)
         self._pfn_slot = _take_pfn_slot()
         self.pfn_base = self._pfn_slot << _PFN_SLOT_SHIFT
@@ -235,7 +241,10 @@ class Machine:
         self.sync_hits: Callable[[], None] = lambda: None
         try:
             for spec in cfg.swap:
-                si = swapon_spec(self.subsys, spec)
+                try:
+                    si = swapon_spec(self.subsys, spec)
+                except ConfigError as err:
+                    raise ConfigError(f"swap device {spec.describe()!r}: {err}") from None
                 if not si.flags & SWP_GHOST or cfg.ghost_store:
                     store = stores(si.name, si.max)
                     self.stores[si.type] = store
@@ -388,7 +397,10 @@ class Machine:
 
     def _check_range(self, page: int, npages: int) -> None:
         if page + npages > MAX_PAGE or npages < 0:
-            raise ConfigError(f"page range {page:#x}+{npages} is outside a 57-bit address space")
+            raise ConfigError(
+                f"page range {page:#x}+{npages} is outside the address space "
+                f"(pages below {MAX_PAGE:#x})"
+            )
 
     def access(self, pid: int, page: int, write: bool) -> None:
         """One read or write of one page (faulting as needed)."""

@@ -34,6 +34,7 @@ __all__ = [
 FILLS = ("zero", "random", "half", "text")
 
 REQUIRED: Any = object()
+MAX_EVENT_PAGES = (1 << 32) - 1  # EVENT_DTYPE's npages is a u32
 
 _COUNT = re.compile(r"^\s*(\d[\d_]*(?:\.\d+)?(?:[eE]\d+)?)\s*([kKmMgG]?)\s*$")
 _COUNT_FACTOR = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
@@ -52,10 +53,13 @@ def parse_count(text: str, what: str = "count") -> int:
 
 
 def parse_pages(text: str, what: str = "size") -> int:
-    """A size in whole 4 KiB pages, at least one page."""
+    """A size in whole 4 KiB pages, at least one page and at most what one
+    event's ``npages`` (u32) covers: 16 TiB less a page."""
     pages = parse_size_pages(text, what)
     if pages < 1:
         raise ConfigError(f"{what}: {text!r} is less than one page")
+    if pages > MAX_EVENT_PAGES:
+        raise ConfigError(f"{what}: {text!r} is more than one event covers (16 TiB less a page)")
     return pages
 
 

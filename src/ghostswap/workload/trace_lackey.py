@@ -51,6 +51,7 @@ from ghostswap.workload.trace_common import (
 __all__ = ["FORMAT", "LackeyTrace", "parse_lackey"]
 
 PAGE_SHIFT = 12
+_ADDR_END = 1 << 64  # an access's bytes end at or below this (no wrap-around)
 _CHATTER = re.compile(rb"^(?:==|--|\*\*)[^\n]*\n", re.M)
 _CHATTER_STARTS = (b"==", b"--", b"**")
 _CHATTER_MARKS = tuple(b"\n" + start for start in _CHATTER_STARTS)
@@ -179,6 +180,8 @@ def _parse_clean(data: bytes, instructions: bool) -> Accesses | None:
     size = numbers_at(buf, commas + 1, dec_len, DEC_DIGITS, 10)
     if addr is None or size is None:
         return None
+    if (addr > np.uint64(_ADDR_END - 1) - (np.maximum(size, np.uint64(1)) - np.uint64(1))).any():
+        return None  # an access wraps around 2^64: the line parser names the line
     return np.where(instr, _KIND_I, c1).astype(np.uint8), addr, size
 
 
@@ -201,6 +204,11 @@ def _parse_lines(data: bytes, first_line: int, label: str, instructions: bool) -
         instr, data_kind, addr, size = match.groups()
         if instr and not instructions:
             continue
+        if int(addr, 16) + max(int(size), 1) > _ADDR_END:
+            raise TraceError(
+                f"{label}:{first_line + i}: {text.strip()[:60]!r} runs past the end of "
+                "the 64-bit address space"
+            )
         kinds.append(ord(instr or data_kind))
         addrs.append(int(addr, 16))
         sizes.append(int(size))
