@@ -224,6 +224,8 @@ def test_spec_parsing() -> None:
         ("file:1GiB:prio=x", "not a number"),
         ("file:1GiB:prio=99999", "-1..32767"),
         ("file:1GiB:turbo", "unknown option"),
+        ("zram:1GiB:prio=1:prio=2", "'prio=2' repeats or contradicts"),
+        ("ghost:large:nolarge", "'nolarge' repeats or contradicts"),
         ("file:3KiB", "multiple of the 4 KiB"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -285,6 +286,10 @@ def test_format_detection(tmp_path: Path) -> None:
         open_trace(str(tmp_path / "missing.csv"))
     with pytest.raises(TraceError, match="is a directory"):
         open_trace(str(tmp_path))
+    # A device (or a pipe, which a test cannot open without blocking) would
+    # be sniffed, then read again from where the sniffing left it.
+    with pytest.raises(TraceError, match="not a regular file"):
+        open_trace(os.devnull)
     with pytest.raises(ConfigError, match="unknown trace format 'xml'"):
         open_trace(str(tmp_path / "csv-named.dat"), fmt="xml")
 

@@ -45,8 +45,13 @@ def parse_swap_spec(text: str) -> SwapSpec:
     prio = None
     rotational = discard = False
     large: bool | None = None
+    seen: set[str] = set()
     for option in options:
         name, _, value = option.partition("=")
+        key = "large" if name == "nolarge" else name
+        if key in seen:
+            raise ConfigError(f"swap device {text!r}: {option!r} repeats or contradicts an option")
+        seen.add(key)
         if name == "prio":
             try:
                 prio = int(value)

@@ -139,6 +139,13 @@ def open_trace(
     """The trace at `path` as a workload; `fmt` forces a format by name."""
     if os.path.isdir(path):
         raise TraceError(f"{path}: is a directory, not a trace")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # A pipe or a device: the format is sniffed from the head and the
+        # trace may be read more than once (a count pass, the replay).
+        raise TraceError(
+            f"{path}: not a regular file (a pipe or a device); "
+            "ghostswap reads a trace more than once, so save it to a file first"
+        )
     if fmt is None:
         trace_format = detect_format(path)
     elif fmt in TRACE_FORMATS:
