@@ -83,7 +83,7 @@ class MemCgroup:
 
     def folio_pages(self) -> int:
         """Pages charged for folios: the counter without the stocks."""
-        return self.usage_pages - sum(self.stock_pages)
+        return self.usage_pages - self.stocked_pages()
 
     def current_pages(self) -> int:
         """``memory.current`` in pages (folios, plus zswap rounded up on v2)."""
