@@ -222,6 +222,7 @@ def _print(result: dict[str, Any]) -> None:
     rows = [
         ("limit", format_bytes(memcg["limit_pages"] * PAGE_SIZE)),
         ("peak", format_bytes(memcg["peak_pages"] * PAGE_SIZE)),
+        ("pagetables", format_bytes(memcg["pagetables_pages"] * PAGE_SIZE)),
         *((f"events {k}", f"{v:,}") for k, v in memcg["events"].items()),
     ]
     if result["zswap"]:

@@ -113,6 +113,7 @@ def build_result(
             "limit_pages": vm.memcg.limit_pages,
             "current_pages": vm.memcg.current_pages(),
             "peak_pages": vm.memcg.peak_pages,
+            "pagetables_pages": vm.memcg.pagetable_pages,
             "events": dict(vm.memcg.events),
         },
         "zswap": zswap,

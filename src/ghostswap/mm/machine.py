@@ -421,13 +421,12 @@ class Machine:
     def unmap(self, pid: int, page: int, npages: int) -> None:
         mm = self.mm(pid)
         if mm is not None and npages > 0:
-            memory.zap_pte_range(self, mm, page, page + npages)
-            mm.unmap_range(page, page + npages)
+            memory.do_munmap(self, mm, page, page + npages)
 
     def madvise_dontneed(self, pid: int, page: int, npages: int) -> None:
         mm = self.mm(pid)
         if mm is not None and npages > 0:
-            memory.zap_pte_range(self, mm, page, page + npages)
+            memory.madvise_dontneed(self, mm, page, page + npages)
 
     def vma_anon_orders(self, vma: Vma) -> list[int]:
         """The mTHP orders a fault in `vma` may allocate (none after
@@ -480,11 +479,14 @@ class Machine:
             raise ConfigError(f"fork: pid {pid} forks a child pid {child_pid} that already exists")
         self.killed.discard(child_pid)
         child = self.mms[child_pid] = MmStruct(child_pid)
-        if memory.copy_page_range(self, parent, child) is not None:
+        failed = memory.copy_page_range(self, parent, child)
+        if failed is not None:
             # dup_mmap failed: the half-built child is torn down and never
             # runs; its events are skipped like a killed process's.
             self.exit(child_pid)
             self.killed.add(child_pid)
+            if failed == "OOM":
+                self.oom_kill(parent)
 
     def exit(self, pid: int) -> None:
         mm = self.mms.pop(pid, None)

@@ -15,6 +15,12 @@ so ``memory.current`` runs up to a batch ahead of what is mapped. An mTHP
 charge that may not reclaim fails at the limit unless the stock covers
 it. Folio uncharges go straight to the counter, as ``uncharge_batch``
 does. ``charge_batch=0`` charges exactly, without a stock.
+
+Page tables are kernel memory charged to the same counter
+(``GFP_PGTABLE_USER`` carries ``__GFP_ACCOUNT``): ``memcg_kmem_charge_page``
+charges one like a folio page, may reclaim and fails where the kernel's
+charge would OOM; ``memcg_kmem_uncharge_page`` returns it to the stock,
+as ``obj_cgroup_uncharge_pages`` does.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ __all__ = [
     "MemCgroup",
     "drain_all_stock",
     "mem_cgroup_uncharge",
+    "memcg_kmem_charge_page",
+    "memcg_kmem_uncharge_page",
     "try_charge_memcg",
 ]
 
@@ -51,6 +59,7 @@ class MemCgroup:
         "events",
         "id",
         "limit_pages",
+        "pagetable_pages",
         "peak_pages",
         "stock_pages",
         "usage_pages",
@@ -67,7 +76,8 @@ class MemCgroup:
     ) -> None:
         self.id = memcg_id
         self.limit_pages = limit_pages
-        self.usage_pages = 0  # the page counter: folios and the stocks
+        self.usage_pages = 0  # the page counter: folios, page tables and the stocks
+        self.pagetable_pages = 0  # memory.stat "pagetables", in pages
         # memcg_stock.nr_pages per CPU. The kernel's stock is per CPU and
         # caches a memcg; with one memcg, it is this memcg's.
         self.stock_pages = [0] * nr_cpus
@@ -82,8 +92,9 @@ class MemCgroup:
         return sum(self.stock_pages)
 
     def folio_pages(self) -> int:
-        """Pages charged for folios: the counter without the stocks."""
-        return self.usage_pages - self.stocked_pages()
+        """Pages charged for folios: the counter without the stocks and
+        the page tables."""
+        return self.usage_pages - self.stocked_pages() - self.pagetable_pages
 
     def current_pages(self) -> int:
         """``memory.current`` in pages (folios, plus zswap rounded up on v2)."""
@@ -186,3 +197,22 @@ def try_charge_memcg(vm: Machine, nr_pages: int, may_reclaim: bool = True) -> bo
 
 def mem_cgroup_uncharge(vm: Machine, nr_pages: int) -> None:
     vm.memcg.usage_pages -= nr_pages
+
+
+def memcg_kmem_charge_page(vm: Machine) -> bool:
+    """``__memcg_kmem_charge_page`` for one page-table page
+    (``pagetable_alloc(GFP_PGTABLE_USER)``): charge it, reclaiming as a
+    folio charge does; False where the kernel's allocation fails with the
+    cgroup out of memory."""
+    if not try_charge_memcg(vm, 1):
+        return False
+    vm.memcg.pagetable_pages += 1
+    return True
+
+
+def memcg_kmem_uncharge_page(vm: Machine) -> None:
+    """``__memcg_kmem_uncharge_page`` of a freed page-table page: the page
+    goes to this CPU's stock (``obj_cgroup_uncharge_pages``)."""
+    memcg = vm.memcg
+    memcg.pagetable_pages -= 1
+    refill_stock(memcg, 1)

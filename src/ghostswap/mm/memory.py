@@ -8,6 +8,13 @@ swap-in, verification of the contents, map, drop the PTE's swap count,
 maybe free the slots) and ``do_wp_page`` (reuse or copy on write).
 ``zap_pte_range`` serves munmap, MADV_DONTNEED and exit; ``copy_page_range``
 serves fork; ``madvise_pageout`` reclaims a range at once.
+
+Page tables are charged to the memcg: ``__pte_alloc`` (with ``__pud_alloc``
+and ``__pmd_alloc`` above it) on the first fault in a 2 MiB region and for
+a fork's child; ``free_pgtables`` after munmap frees the tables no VMA
+needs any more; MADV_DONTNEED frees a PTE table it emptied whole
+(``CONFIG_PT_RECLAIM``, mm/pt_reclaim.c); exit frees them all. The PGD is
+not modelled.
 """
 
 from __future__ import annotations
@@ -22,13 +29,19 @@ from ghostswap.kernel.gfp import GFP_KERNEL, Gfp
 from ghostswap.mm import page_io, swapfile, vmscan
 from ghostswap.mm.folio import Folio, PG_locked
 from ghostswap.mm.huge_memory import split_folio
-from ghostswap.mm.memcontrol import mem_cgroup_uncharge, try_charge_memcg
+from ghostswap.mm.memcontrol import (
+    mem_cgroup_uncharge,
+    memcg_kmem_charge_page,
+    memcg_kmem_uncharge_page,
+    try_charge_memcg,
+)
 from ghostswap.mm.mm_types import (
     FL_ACTIVE,
     FL_ISOLATED,
     FL_LRU,
     FL_REFERENCED,
     FL_WORKINGSET,
+    P4D_SHIFT,
     PMD_NR,
     PTE_DIRTY,
     PTE_EXCL,
@@ -38,6 +51,7 @@ from ghostswap.mm.mm_types import (
     PTE_WRITE,
     PTE_YOUNG,
     PTE_ZERO,
+    PUD_SHIFT,
     REGION_SHIFT,
     MmStruct,
     Vma,
@@ -58,11 +72,14 @@ __all__ = [
     "VM_FAULT_RETRY",
     "copy_page_range",
     "do_anonymous_page",
+    "do_munmap",
     "do_swap_page",
     "do_wp_page",
     "exit_mmap",
     "for_each_pte_range",
+    "free_pgtables",
     "handle_mm_fault",
+    "madvise_dontneed",
     "madvise_pageout",
     "zap_pte_range",
 ]
@@ -83,8 +100,11 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
         start = page & ~(PMD_NR - 1)
         vma = mm.map_range(start, start + PMD_NR)
     pt = vm.pt
-    pti = pt.pti(mm.pid, page)
-    mm.regions.add(page >> REGION_SHIFT)
+    region = page >> REGION_SHIFT
+    if region not in mm.regions and not __pte_alloc(vm, mm, region):
+        vm.events["pgfault"] += 1
+        return VM_FAULT_OOM
+    pti = pt.pti(mm.pid, page, create=False)
     pte = pt.pte_mv
     for _ in range(FAULT_RETRIES):
         value = pte[pti]
@@ -110,6 +130,66 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
         f"handle_mm_fault: pid {mm.pid} page {page:#x} ({'write' if write else 'read'}) "
         f"still faults after {FAULT_RETRIES} tries (a model bug)"
     )
+
+
+def __pud_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
+    """``__pud_alloc``: the PUD table over `region` (512 GiB), charged."""
+    pud = region >> (P4D_SHIFT - REGION_SHIFT)
+    if pud in mm.pud_tables:
+        return True
+    if not memcg_kmem_charge_page(vm):
+        return False
+    mm.pud_tables.add(pud)
+    return True
+
+
+def __pmd_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
+    """``__pmd_alloc``: the PMD table over `region` (1 GiB), charged."""
+    pmd = region >> (PUD_SHIFT - REGION_SHIFT)
+    if pmd in mm.pmd_tables:
+        return True
+    if not memcg_kmem_charge_page(vm):
+        return False
+    mm.pmd_tables.add(pmd)
+    return True
+
+
+def __pte_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
+    """The page-table walk of a fault that finds no PTE table:
+    ``pud_alloc``, ``pmd_alloc``, then ``__pte_alloc`` for `region`, each
+    table one charged page. False if a charge fails (the kernel's
+    VM_FAULT_OOM); tables made before the failure stay, as they do in the
+    kernel."""
+    if not (__pud_alloc(vm, mm, region) and __pmd_alloc(vm, mm, region)):
+        return False
+    if not memcg_kmem_charge_page(vm):
+        return False
+    vm.pt.block(mm.pid, region)
+    mm.regions.add(region)
+    return True
+
+
+def free_pte(vm: Machine, mm: MmStruct, region: int) -> None:
+    """``free_pte``: free the (empty) PTE table of `region` and uncharge it."""
+    vm.pt.free_block(vm.pt.block(mm.pid, region, create=False))
+    mm.regions.discard(region)
+    memcg_kmem_uncharge_page(vm)
+
+
+def free_pgtables(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
+    """``free_pgtables`` after munmap of [start, end): free the PTE, PMD and
+    PUD tables there whose whole span no remaining VMA overlaps (the
+    floor/ceiling rule of ``free_pgd_range``)."""
+    for region in _blocks_in(mm, start, end):
+        rstart = region << REGION_SHIFT
+        if not mm.overlaps(rstart, rstart + PMD_NR):
+            free_pte(vm, mm, region)
+    for tables, shift in ((mm.pmd_tables, PUD_SHIFT), (mm.pud_tables, P4D_SHIFT)):
+        first, last = start >> shift, (end - 1) >> shift
+        for index in [i for i in tables if first <= i <= last]:
+            if not mm.overlaps(index << shift, (index + 1) << shift):
+                tables.discard(index)
+                memcg_kmem_uncharge_page(vm)
 
 
 def _map_new_folio(vm: Machine, mm: MmStruct, head: int, base: int, nr: int) -> None:
@@ -419,15 +499,42 @@ def zap_pte_range(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
     vm.unmap_epoch += 1
 
 
+def do_munmap(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
+    """munmap [start, end): unmap the pages, remove the VMAs, free the page
+    tables nothing else needs."""
+    zap_pte_range(vm, mm, start, end)
+    mm.unmap_range(start, end)
+    free_pgtables(vm, mm, start, end)
+
+
+def madvise_dontneed(vm: Machine, mm: MmStruct, start: int, end: int) -> None:
+    """MADV_DONTNEED [start, end): unmap the pages; a PTE table whose whole
+    2 MiB one VMA covers inside the range is left empty and freed
+    (``reclaim_pt_is_enabled`` then ``try_to_free_pte``)."""
+    zap_pte_range(vm, mm, start, end)
+    pt = vm.pt
+    for region in _blocks_in(mm, start, end):
+        rstart = region << REGION_SHIFT
+        if rstart < start or rstart + PMD_NR > end:
+            continue
+        vma = mm.find_vma(rstart)
+        if vma is None or vma.end < rstart + PMD_NR:
+            continue
+        base = pt.block(mm.pid, region, create=False)
+        if not pt.pte[base : base + PMD_NR].any():
+            free_pte(vm, mm, region)
+
+
 def exit_mmap(vm: Machine, mm: MmStruct) -> None:
     """The process exits: unmap everything and free its page tables."""
     for region in sorted(mm.regions):
         start = region << REGION_SHIFT
         zap_pte_range(vm, mm, start, start + PMD_NR)
-        base = vm.pt.block(mm.pid, region, create=False)
-        if base >= 0:
-            vm.pt.free_block(base)
-    mm.regions.clear()
+        free_pte(vm, mm, region)
+    for _ in range(len(mm.pmd_tables) + len(mm.pud_tables)):
+        memcg_kmem_uncharge_page(vm)
+    mm.pmd_tables.clear()
+    mm.pud_tables.clear()
     mm.vmas = []
     mm.vma_starts = []
     mm.alive = False
@@ -440,7 +547,9 @@ def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> str | Non
     A swap count that needs an extend table the atomic allocation could not
     provide is retried after ``swap_retry_table_alloc(entry, GFP_KERNEL)``
     with the locks dropped (``copy_pte_range``'s -EIO path); returns
-    "ENOMEM" if even that fails (the fork fails), else None.
+    "ENOMEM" if even that fails (the fork fails), "OOM" if the charge for
+    one of the child's page tables fails (the memcg OOM killer runs), else
+    None.
     """
     vm.sync_hits()
     pt = vm.pt
@@ -454,9 +563,13 @@ def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> str | Non
             pbase = pt.block(parent.pid, region, create=False)
             if pbase < 0:
                 continue
-            cbase = pt.block(child.pid, region)
-            pbase = pt.block(parent.pid, region, create=False)  # the table may have grown
-            child.regions.add(region)
+            if not __pte_alloc(vm, child, region):
+                return "OOM"
+            cbase = pt.block(child.pid, region, create=False)
+            # The charge may have reclaimed and the table grown: look again.
+            pbase = pt.block(parent.pid, region, create=False)
+            if pbase < 0:
+                continue
             pt.token[cbase : cbase + PMD_NR] = pt.token[pbase : pbase + PMD_NR]
             pte = pt.pte_mv
             for k in np.flatnonzero(pt.pte[pbase : pbase + PMD_NR]).tolist():

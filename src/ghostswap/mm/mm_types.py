@@ -28,12 +28,14 @@ from bisect import bisect_right
 import numpy as np
 
 __all__ = [
+    "P4D_SHIFT",
     "PTE_DIRTY",
     "PTE_EXCL",
     "PTE_PRESENT",
     "PTE_WRITE",
     "PTE_YOUNG",
     "PTE_ZERO",
+    "PUD_SHIFT",
     "FrameTable",
     "MmStruct",
     "PageTables",
@@ -60,7 +62,9 @@ SWP_TYPE_SHIFT = 58  # ghostswap.mm.swap.SWP_TYPE_SHIFT
 SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
 
 PMD_NR = 512
-REGION_SHIFT = 9
+REGION_SHIFT = 9  # a PTE table maps 2 MiB: 2^9 pages
+PUD_SHIFT = 18  # a PMD table maps 1 GiB
+P4D_SHIFT = 27  # a PUD table maps 512 GiB
 PID_SHIFT = 40  # directory key: pid << 40 | region
 MAX_PAGE = 1 << (PID_SHIFT + REGION_SHIFT)  # 57-bit virtual addresses
 
@@ -111,15 +115,30 @@ class Vma:
 
 
 class MmStruct:
-    """``struct mm_struct``: a process's VMAs (sorted, merged) and counters."""
+    """``struct mm_struct``: a process's VMAs (sorted, merged), counters,
+    and which page tables exist: PTE tables (`regions`, 2 MiB each), PMD
+    tables (`pmd_tables`, one per 1 GiB) and PUD tables (`pud_tables`, one
+    per 512 GiB), keyed by the virtual page shifted by their span."""
 
-    __slots__ = ("alive", "pid", "regions", "rss_anon", "rss_swapents", "vma_starts", "vmas")
+    __slots__ = (
+        "alive",
+        "pid",
+        "pmd_tables",
+        "pud_tables",
+        "regions",
+        "rss_anon",
+        "rss_swapents",
+        "vma_starts",
+        "vmas",
+    )
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.vmas: list[Vma] = []
         self.vma_starts: list[int] = []
         self.regions: set[int] = set()  # regions with a PTE block
+        self.pmd_tables: set[int] = set()  # page >> PUD_SHIFT
+        self.pud_tables: set[int] = set()  # page >> P4D_SHIFT
         self.rss_anon = 0
         self.rss_swapents = 0
         self.alive = True
@@ -184,6 +203,11 @@ class MmStruct:
                 merged.append(vma)
         self.vmas = merged
         self.vma_starts = [v.start for v in merged]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Does any VMA overlap ``[start, end)``?"""
+        i = bisect_right(self.vma_starts, end - 1) - 1
+        return i >= 0 and self.vmas[i].end > start
 
     def unmap_range(self, start: int, end: int) -> None:
         """Remove ``[start, end)``, splitting VMAs that straddle it."""

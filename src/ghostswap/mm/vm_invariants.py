@@ -11,6 +11,8 @@ What must hold at a quiescent point:
   PTE's folio-aligned base; every mapping a folio records is such a PTE;
 - every swap PTE's slot has a swap count equal to the number of swap PTEs
   naming it (phase II+: a mapped swap-cache folio holds no count);
+- the memcg's page-table pages are the PTE, PMD and PUD tables the live
+  processes hold, and every PTE table a process records has a block;
 - the swap model's own invariants (:func:`ghostswap.mm.invariants.check_subsystem`).
 """
 
@@ -67,12 +69,30 @@ def _check_lru(vm: Machine) -> set[int]:
     return seen
 
 
+def _check_pagetables(vm: Machine) -> None:
+    tables = 0
+    blocks = 0
+    for mm in vm.mms.values():
+        tables += len(mm.regions) + len(mm.pmd_tables) + len(mm.pud_tables)
+        blocks += len(mm.regions)
+        for region in mm.regions:
+            if vm.pt.block(mm.pid, region, create=False) < 0:
+                raise _fail(f"pid {mm.pid} records a PTE table for region {region:#x} "
+                            "that has no block")  # fmt: skip
+    if len(vm.pt.directory) != blocks:
+        raise _fail(f"{len(vm.pt.directory)} PTE blocks, processes record {blocks}")
+    if vm.memcg.pagetable_pages != tables:
+        raise _fail(f"memcg charges {vm.memcg.pagetable_pages} page-table pages, "
+                    f"processes hold {tables}")  # fmt: skip
+
+
 def check_machine(vm: Machine) -> None:
     frames = vm.frames
     used = frames.nr_frames - frames.free_frames
     charged = vm.memcg.folio_pages()
     if used != charged:
         raise _fail(f"{used} frames allocated but {charged} pages charged to folios")
+    _check_pagetables(vm)
     on_lru = _check_lru(vm)
     heads = [int(h) for h in np.flatnonzero(frames.flags & FL_HEAD)]
     for head in heads:
