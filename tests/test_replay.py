@@ -114,3 +114,87 @@ def test_progress_moves_within_a_chunk():
             sample_every=1000,
         )
     assert seen == [1000, 2000, 3000]
+
+
+def _replay_page_by_page(vm, chunk):
+    """The reference: every access event one `Machine.access` per page."""
+    from ghostswap.measure import replay as replay_mod
+
+    for row in chunk:
+        pid, op, page, npages = (int(row[k]) for k in ("pid", "op", "page", "npages"))
+        if op in (OP_READ, OP_WRITE):
+            for p in range(page, page + npages):
+                vm.access(pid, p, op == OP_WRITE)
+        else:
+            replay_mod._event(vm, pid, op, page, npages)
+    quiescent()
+
+
+def _oom_chunk(npages: int, working_set: int = 32) -> np.ndarray:
+    """pid 2 works on `working_set` pages; pid 1 writes `npages` pages in one range
+    and is OOM-killed part-way; both go on afterwards, interleaved."""
+    rng = np.random.default_rng(5)
+    head = events([(2, "w", p, 1) for p in range(16)] + [(1, "w", 0, npages)])
+    tail = make_events(4000)
+    tail["pid"] = rng.choice([1, 2], 4000).astype(np.uint32)
+    tail["op"] = np.where(rng.random(4000) < 0.5, OP_WRITE, OP_READ)
+    tail["page"] = rng.integers(0, working_set, 4000).astype(np.uint64)
+    tail["npages"] = 1
+    ranges = events([(1, "r", 5, 70_000), (2, "r", 0, working_set), (1, "w", 0, npages)])
+    return np.concatenate([head, tail, ranges, tail])
+
+
+def _oom_counters(vm):
+    return {
+        "events": dict(vm.events),
+        "vm": dict(vm.vm_stats),
+        "memcg": dict(vm.memcg.events),
+        "usage": vm.memcg.folio_pages(),
+        "mms": sorted(vm.mms),
+        "verified": vm.verified_pages,
+        "mismatches": vm.mismatches,
+    }
+
+
+@pytest.mark.parametrize(("swap", "working_set"), [((), 32), (("partition:1MiB",), 100)])
+def test_a_killed_process_s_events_are_skipped_as_page_by_page(swap, working_set):
+    """Skipping an OOM-killed process's accesses in bulk counts them as one
+    `Machine.access` call per page would, and leaves the rest unchanged
+    (with swap, pid 2's reclaim makes windows with pid 1's skipped
+    accesses in them be classified again)."""
+    chunk = _oom_chunk(3000, working_set)
+    with make_vm(ram_pages=64, swap=swap) as bulk:
+        run(bulk, chunk)
+        with make_vm(ram_pages=64, swap=swap) as single:
+            _replay_page_by_page(single, chunk)
+            check_machine(single)
+            assert bulk.events["oom_kill"] == 1 and 1 in bulk.killed and 2 in bulk.mms
+            assert _oom_counters(bulk) == _oom_counters(single)
+            assert bulk.vm_stats["events_skipped"] > 2 * 3000
+
+
+def test_the_rest_of_a_killed_process_s_huge_range_is_not_walked(monkeypatch):
+    """A range of 4e9 pages whose process is OOM-killed part-way: the rest
+    of it (and the process's later events) cost no call per page."""
+    from ghostswap.mm.machine import Machine
+
+    real_access = Machine.access
+    dead_calls = []
+
+    def access(vm, pid, page, write):
+        if pid in vm.killed:
+            dead_calls.append(page)
+            if len(dead_calls) > 100:
+                raise AssertionError("a killed process's pages are walked one by one")
+        real_access(vm, pid, page, write)
+
+    huge = 4_000_000_000
+    with make_vm(ram_pages=64, swap=()) as small:
+        run(small, _oom_chunk(3000))
+        expected = _oom_counters(small)
+    expected["vm"]["events_skipped"] += 2 * (huge - 3000)
+    monkeypatch.setattr(Machine, "access", access)
+    with make_vm(ram_pages=64, swap=()) as vm:
+        run(vm, _oom_chunk(huge))
+        assert _oom_counters(vm) == expected
+    assert len(dead_calls) <= 100

@@ -114,6 +114,16 @@ def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray
         if not len(slow):
             vm.apply_hits(ptis, wr)
             return passes
+        skipped = _EMPTY
+        if vm.killed:
+            # Accesses of OOM-killed processes are skipped (Machine.access
+            # only counts them): count them here, not one call per page.
+            dead = _dead_pids(vm)
+            if len(dead):
+                is_dead = np.isin(pids[pos:][slow], dead)
+                if is_dead.any():
+                    skipped = slow[is_dead]
+                    slow = slow[~is_dead]
         state = [0, 0]  # hits applied up to, current event
 
         def flush(state: list[int] = state, ptis: np.ndarray = ptis, wr: np.ndarray = wr,
@@ -135,9 +145,13 @@ def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray
                 if vm.unmap_epoch != epoch:
                     break
             else:
+                vm.vm_stats["events_skipped"] += len(skipped)
                 state[1] = len(ptis)
                 flush()
                 return passes
+            # The rest of the window is classified again: count only the
+            # skipped accesses before the break.
+            vm.vm_stats["events_skipped"] += int(np.searchsorted(skipped, prev))
             state[1] = prev
             flush()
         finally:
@@ -148,6 +162,20 @@ def _window(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray
 
 def _no_pending() -> None:
     pass
+
+
+_EMPTY = np.empty(0, dtype=np.intp)
+
+
+def _dead_pids(vm: Machine) -> np.ndarray:
+    """The pids whose accesses :meth:`Machine.access` skips: killed (by the
+    OOM killer, or a fork that failed) and not started again since."""
+    return np.array([p for p in vm.killed if p not in vm.mms], dtype=np.uint32)
+
+
+def _is_dead(vm: Machine, pid: int) -> bool:
+    """Does :meth:`Machine.access` skip `pid`'s accesses (see :meth:`Machine.mm`)?"""
+    return pid in vm.killed and pid not in vm.mms
 
 
 def _accesses(vm: Machine, pids: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> None:
@@ -173,6 +201,12 @@ def _event(vm: Machine, pid: int, op: int, page: int, npages: int) -> None:
     if op in (OP_READ, OP_WRITE):
         # A range may cover up to 2^32 - 1 pages: touch it a slice at a time.
         for first in range(page, page + npages, RANGE_SLICE):
+            if _is_dead(vm, pid):
+                # Killed before or during this range: the rest is skipped
+                # as a whole, counted as Machine.access counts it (a page
+                # each), not walked.
+                vm.vm_stats["events_skipped"] += page + npages - first
+                return
             n = min(RANGE_SLICE, page + npages - first)
             _accesses(
                 vm,
