@@ -1,4 +1,5 @@
 import json
+from itertools import pairwise
 
 import pytest
 
@@ -337,3 +338,20 @@ def test_a_mismatch_exits_1_and_leaves_json_on_stdout_clean(capsys, monkeypatch)
     captured = capsys.readouterr()
     assert json.loads(captured.out)["integrity"]["mismatches"] == 1
     assert "1 pages came back different" in captured.err
+
+
+def test_a_short_run_plots_a_few_hundred_points():
+    """The timeline of a run of known length has about 300 evenly spaced
+    samples, however short the run (it had one per 4,096 events: four for
+    this one)."""
+    from ghostswap.measure.run import run
+
+    cfg = load_run_config(None)
+    cfg.machine.ram_pages = 1024
+    workload = make_workload("zipf:8MiB:10k", seed=1, write_ratio=0.3, fill="half")
+    total = workload.total_events()
+    result, samples = run(cfg, workload)
+    points = [s["events"] for s in samples]
+    assert points[0] == 0 and points[-1] == total == result["timing"]["events"]
+    assert 250 <= len(points) <= 350
+    assert max(b - a for a, b in pairwise(points)) <= total // 250

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -114,3 +116,192 @@ def test_progress_moves_within_a_chunk():
             sample_every=1000,
         )
     assert seen == [1000, 2000, 3000]
+
+
+def _replay_page_by_page(vm, chunk):
+    """The reference: every access event one `Machine.access` per page."""
+    from ghostswap.measure import replay as replay_mod
+
+    for row in chunk:
+        pid, op, page, npages = (int(row[k]) for k in ("pid", "op", "page", "npages"))
+        if op in (OP_READ, OP_WRITE):
+            for p in range(page, page + npages):
+                vm.access(pid, p, op == OP_WRITE)
+        else:
+            replay_mod._event(vm, pid, op, page, npages)
+    quiescent()
+
+
+def _oom_chunk(npages: int, working_set: int = 32) -> np.ndarray:
+    """pid 2 works on `working_set` pages; pid 1 writes `npages` pages in one range
+    and is OOM-killed part-way; both go on afterwards, interleaved."""
+    rng = np.random.default_rng(5)
+    head = events([(2, "w", p, 1) for p in range(16)] + [(1, "w", 0, npages)])
+    tail = make_events(4000)
+    tail["pid"] = rng.choice([1, 2], 4000).astype(np.uint32)
+    tail["op"] = np.where(rng.random(4000) < 0.5, OP_WRITE, OP_READ)
+    tail["page"] = rng.integers(0, working_set, 4000).astype(np.uint64)
+    tail["npages"] = 1
+    ranges = events([(1, "r", 5, 70_000), (2, "r", 0, working_set), (1, "w", 0, npages)])
+    return np.concatenate([head, tail, ranges, tail])
+
+
+def _oom_counters(vm):
+    return {
+        "events": dict(vm.events),
+        "vm": dict(vm.vm_stats),
+        "memcg": dict(vm.memcg.events),
+        "usage": vm.memcg.folio_pages(),
+        "mms": sorted(vm.mms),
+        "verified": vm.verified_pages,
+        "mismatches": vm.mismatches,
+    }
+
+
+@pytest.mark.parametrize(("swap", "working_set"), [((), 32), (("partition:1MiB",), 100)])
+def test_a_killed_process_s_events_are_skipped_as_page_by_page(swap, working_set):
+    """Skipping an OOM-killed process's accesses in bulk counts them as one
+    `Machine.access` call per page would, and leaves the rest unchanged
+    (with swap, pid 2's reclaim makes windows with pid 1's skipped
+    accesses in them be classified again)."""
+    chunk = _oom_chunk(3000, working_set)
+    with make_vm(ram_pages=64, swap=swap) as bulk:
+        run(bulk, chunk)
+        with make_vm(ram_pages=64, swap=swap) as single:
+            _replay_page_by_page(single, chunk)
+            check_machine(single)
+            assert bulk.events["oom_kill"] == 1 and 1 in bulk.killed and 2 in bulk.mms
+            assert _oom_counters(bulk) == _oom_counters(single)
+            assert bulk.vm_stats["events_skipped"] > 2 * 3000
+
+
+def test_the_rest_of_a_killed_process_s_huge_range_is_not_walked(monkeypatch):
+    """A range of 4e9 pages whose process is OOM-killed part-way: the rest
+    of it (and the process's later events) cost no call per page."""
+    from ghostswap.mm.machine import Machine
+
+    real_access = Machine.access
+    dead_calls = []
+
+    def access(vm, pid, page, write):
+        if pid in vm.killed:
+            dead_calls.append(page)
+            if len(dead_calls) > 100:
+                raise AssertionError("a killed process's pages are walked one by one")
+        real_access(vm, pid, page, write)
+
+    huge = 4_000_000_000
+    with make_vm(ram_pages=64, swap=()) as small:
+        run(small, _oom_chunk(3000))
+        expected = _oom_counters(small)
+    expected["vm"]["events_skipped"] += 2 * (huge - 3000)
+    monkeypatch.setattr(Machine, "access", access)
+    with make_vm(ram_pages=64, swap=()) as vm:
+        run(vm, _oom_chunk(huge))
+        assert _oom_counters(vm) == expected
+    assert len(dead_calls) <= 100
+
+
+class _UnknownLength(ChunkWorkload):
+    """A workload that cannot tell its length up front (a text trace)."""
+
+    def total_events(self) -> None:  # type: ignore[override]
+        return None
+
+
+def _state(vm, n):
+    return {
+        "events": n,
+        "pgfault": vm.events["pgfault"],
+        "pgmajfault": vm.events["pgmajfault"],
+        "pswpout": vm.events["pswpout"],
+        "pswpin": vm.events["pswpin"],
+        "memcg_pages": vm.memcg.current_pages(),
+        "swap_used": sum(si.inuse_pages for si in vm.subsys.devices()),
+    }
+
+
+def test_samples_inside_a_part_see_the_machine_as_it_was_at_their_event():
+    """A sample point inside a part is taken at the next event that is not
+    a plain hit: it must read what replaying exactly that many events one by
+    one leaves."""
+    chunk = random_chunk(3, 3000, 600, 0.3)
+    with make_vm(ram_pages=192, swap=("partition:4MiB",)) as vm:
+        result = replay(vm, ChunkWorkload([chunk]), sampler=_state, sample_every=7, step=1024)
+    assert [s["events"] for s in result.samples] == [*range(0, 3000, 7), 3000]
+    want = []
+    with make_vm(ram_pages=192, swap=("partition:4MiB",)) as single:
+        for i, row in enumerate(chunk):
+            if i % 7 == 0:
+                want.append(_state(single, i))
+            single.access(int(row["pid"]), int(row["page"]), int(row["op"]) == OP_WRITE)
+            quiescent()
+        want.append(_state(single, len(chunk)))
+    assert result.samples == want
+
+
+def test_samples_between_ranges_and_process_events_see_the_machine_as_it_was():
+    """The same with range, fork, pageout, free and exit events in the part:
+    a point is taken before the first such event at or after it."""
+    from ghostswap.measure import replay as replay_mod
+
+    rows = [(1, "map", 0, 1024), (1, "w", 0, 300), (1, "fork", 2, 0), (2, "w", 10, 5)]
+    rows += [(1, "r", p, 1) for p in range(0, 600, 7)]
+    rows += [(1, "pageout", 0, 64), (2, "r", 0, 300), (1, "f", 100, 50), (1, "r", 0, 3)]
+    rows += [(2, "w", p, 1) for p in range(0, 400, 3)] + [(2, "exit", 0, 0), (1, "w", 0, 40)]
+    chunk = events(rows)
+    with make_vm(ram_pages=256) as vm:
+        result = replay(vm, ChunkWorkload([chunk]), sampler=_state, sample_every=3, step=4096)
+    want = []
+    with make_vm(ram_pages=256) as single:
+        for i, row in enumerate(chunk):
+            if i % 3 == 0:
+                want.append(_state(single, i))
+            pid, op, page, npages = (int(row[k]) for k in ("pid", "op", "page", "npages"))
+            if op in (OP_READ, OP_WRITE):
+                for p in range(page, page + npages):
+                    single.access(pid, p, op == OP_WRITE)
+            else:
+                replay_mod._event(single, pid, op, page, npages)
+            quiescent()
+        want.append(_state(single, len(chunk)))
+    assert len({s["pgfault"] for s in want}) > 20
+    assert result.samples == want
+
+
+def test_where_samples_fall_changes_nothing_the_run_counts():
+    """Sampling only reads: a timeline of every event and one of none give
+    the same counters, zswap's compressed sizes included."""
+    chunks = [random_chunk(s, 5000, 900, 0.4) for s in range(2)]
+
+    def counters(sample_every):
+        with make_vm(ram_pages=192, swap=("ghost:8x",), zswap=True) as vm:
+            result = replay(
+                vm, ChunkWorkload(chunks), sampler=_state, sample_every=sample_every, step=4096
+            )
+            return result, (dict(vm.events), dict(vm.vm_stats), vm.zswap.stats_dict())
+
+    every, dense = counters(1)
+    none, sparse = counters(1 << 30)
+    assert len(every.samples) == 10_001 and len(none.samples) == 2
+    assert dense == sparse and dense[0]["zswpout"] > 0
+    assert every.samples[-1] == none.samples[-1]
+
+
+def test_a_timeline_of_unknown_length_thins_out_and_stays_even():
+    chunks = [random_chunk(s, 4000, 500, 0.5) for s in range(10)]
+    calls = []
+
+    def sampler(vm, n):
+        calls.append(n)
+        return {"events": n}
+
+    with make_vm(ram_pages=128) as vm:
+        result = replay(
+            vm, _UnknownLength(chunks), sampler=sampler, sample_every=1, max_samples=600
+        )
+    points = [s["events"] for s in result.samples]
+    assert 300 <= len(points) - 1 <= 600 and points[-1] == 40_000
+    gaps = {b - a for a, b in pairwise(points[:-1])}
+    assert len(gaps) == 1 and gaps.pop() in (64, 128)  # a power of two, the same everywhere
+    assert len(calls) < 600 + 300 * 8  # each doubling costs about 300 more samples

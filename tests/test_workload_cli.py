@@ -112,6 +112,23 @@ def test_malformed_trace_names_file_and_line(
         "exit, map, unmap, pageout, huge, nohuge)\n"  # fmt: skip
 
 
+def test_info_convert_and_run_accept_a_csv_with_a_byte_order_mark(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bom = tmp_path / "export.csv"
+    bom.write_bytes(b"\xef\xbb\xbfpid,op,page,npages\r\n1,w,16,20\r\n1,r,20,1\r\n")
+    assert main(["trace", "info", "--json", "-", str(bom)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["events"] == 2
+    assert data["ops"]["w"] == 1 and data["ops"]["r"] == 1
+    out = tmp_path / "export.gst"
+    assert main(["trace", "convert", "--quiet", str(bom), str(out)]) == 0
+    assert events(out).tobytes() == events(bom).tobytes() and len(events(out)) == 2
+    assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(bom), "--json", "-"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["vmstat"]["pgfault"] == 20 and result["integrity"]["mismatches"] == 0
+
+
 def test_help_lists_the_workloads(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["trace", "--help"])

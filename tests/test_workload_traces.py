@@ -134,6 +134,56 @@ def test_csv_leniencies_read_like_plain_lines(tmp_path: Path) -> None:
     assert read_all(lenient).tobytes() == want.tobytes()
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("name", ["export.csv", "export.txt", "export.csv.gz"])
+@pytest.mark.parametrize("comment", [b"", b"# exported\r\n"])
+def test_csv_with_a_byte_order_mark_reads_like_one_without(
+    tmp_path: Path, name: str, comment: bytes
+) -> None:
+    """Spreadsheets save CSV as UTF-8 with a BOM before the first line (the
+    header, or a comment); it is skipped, and the content still tells the
+    format when the extension does not."""
+    body = comment + b"pid,op,page,npages\r\n1,w,16,2\r\n1,r,0x10,1\r\n"
+    data = BOM + body
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    (tmp_path / "plain.csv").write_bytes(body)
+    trace = open_trace(str(tmp_path / name))
+    assert trace.describe()["format"] == "csv"
+    assert read_all(tmp_path / name).tobytes() == read_all(tmp_path / "plain.csv").tobytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "needle"),
+    [
+        (
+            BOM + b"pid,op,addr,n\n1,r,1,1\n",
+            1,
+            "header line pid,op,page,npages, got 'pid,op,addr,n'",
+        ),
+        (BOM + b"pid,op,page,npages\n1,x,1,1\n", 2, "unknown op 'x'"),
+        (BOM + BOM + b"pid,op,page,npages\n", 1, "expected the header line"),
+        (
+            b"pid,op,page,npages\n1,r,1,1\n" + BOM + b"1,r,1,1\n",
+            3,
+            "pid '\\ufeff1' is not a number",
+        ),
+        (b"\n" + BOM + b"pid,op,page,npages\n", 2, "expected the header line"),
+        (BOM, 1, "empty trace"),
+    ],
+)
+def test_a_byte_order_mark_anywhere_but_the_start_is_an_error(
+    tmp_path: Path, body: bytes, line: int, needle: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(body)
+    with pytest.raises(TraceError) as info:
+        read_all(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: ") and needle in message and "\n" not in message
+
+
 def test_csv_blocks_and_line_numbers_across_borders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

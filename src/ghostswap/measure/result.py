@@ -34,7 +34,8 @@ def overhead_now(vm: Machine) -> dict[str, int]:
 
 
 class OverheadTracker:
-    """Keeps the overhead at its (sampled) peak."""
+    """Keeps the overhead at its (sampled) peak: the largest of the values
+    at the points :meth:`update` was called."""
 
     def __init__(self) -> None:
         self.peak: dict[str, int] = {"total": 0}
@@ -46,8 +47,8 @@ class OverheadTracker:
         return now
 
 
-def sample(vm: Machine, events: int, tracker: OverheadTracker) -> dict[str, float]:
-    """One timeline point."""
+def sample(vm: Machine, events: int) -> dict[str, float]:
+    """One timeline point (it only reads the machine)."""
     ev = vm.events
     ghost_clusters = sum(clusters_in_use(si) for si in vm.subsys.devices() if si.flags & SWP_GHOST)
     fallback = sum(vm.mthp.orders[o]["swpout_fallback"] for o in range(1, len(vm.mthp.orders)))
@@ -56,7 +57,7 @@ def sample(vm: Machine, events: int, tracker: OverheadTracker) -> dict[str, floa
         "events": events,
         "swap_used_pages": sum(si.inuse_pages for si in vm.subsys.devices()),
         "ghost_clusters": ghost_clusters,
-        "overhead_bytes": tracker.update(vm)["total"],
+        "overhead_bytes": overhead_now(vm)["total"],
         "pgfault": ev["pgfault"],
         "pgmajfault": ev["pgmajfault"],
         "mthp_swpout": swpout,

@@ -15,23 +15,43 @@ from ghostswap.runconfig import RunConfig
 from ghostswap.storage.base import store_factory
 from ghostswap.workload.events import Workload
 
-__all__ = ["run"]
+__all__ = ["TIMELINE_POINTS", "run"]
+
+#: About how many timeline samples a run takes (the report's plots).
+TIMELINE_POINTS = 300
 
 
 def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[str, Any], list]:
     """Run `workload` on a machine built from `cfg`; (result, timeline).
     A progress bar shows on a terminal unless `quiet`."""
     total = workload.total_events() or 0
-    sample_every = max(total // 200, 4096) if total else 1 << 16
+    # Deferred work runs between parts of this many events, and the
+    # metadata peak is sampled every this many events, as they always have
+    # been: the counters and the peak depend on it, the timeline does not.
+    step = max(total // 200, 4096) if total else 1 << 16
+    # TIMELINE_POINTS samples over a run of known length; one of unknown
+    # length (a text trace) starts at every event and thins out as it goes.
+    sample_every = -(-total // TIMELINE_POINTS) if total else 1
     tracker = OverheadTracker()
     stores = store_factory(cfg.machine.store, cfg.machine.store_dir)
     with Machine(cfg.machine, stores) as vm, progress_bar("replaying", total, quiet) as update:
+        peak_due = 0
+
+        def sample_peak(events: int) -> None:
+            nonlocal peak_due
+            if events >= peak_due:
+                tracker.update(vm)
+                peak_due = events + step
+
         outcome = replay(
             vm,
             workload,
             progress=update,
-            sampler=lambda m, n: sample(m, n, tracker),
+            sampler=sample,
             sample_every=sample_every,
+            max_samples=2 * TIMELINE_POINTS,
+            step=step,
+            before_part=sample_peak,
         )
         vm.verify_resident()
         result = build_result(

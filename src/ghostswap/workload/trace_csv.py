@@ -14,7 +14,8 @@ range), ``pageout`` (``MADV_PAGEOUT`` the range) and ``huge`` /
 ``nohuge`` (``MADV_HUGEPAGE`` / ``MADV_NOHUGEPAGE``). Numbers are decimal
 (``page`` may be ``0x`` hex); ``page`` is a virtual page number (address
 >> 12). Blank lines and lines starting with ``#`` are skipped; fields may
-carry spaces around them; the file may be gzip-compressed.
+carry spaces around them; a UTF-8 byte order mark at the start of the file
+is skipped; the file may be gzip-compressed.
 
 Reading is vectorised: a block of lines that are all plain
 ``DIGITS,op,DIGITS,DIGITS`` is converted by numpy in one go; any other
@@ -70,6 +71,9 @@ OPS = {
     "huge": OP_HUGEPAGE,
     "nohuge": OP_NOHUGEPAGE,
 }
+#: A UTF-8 byte order mark: skipped at the start of the file, where
+#: spreadsheet exports put one; anywhere else it is an error.
+UTF8_BOM = b"\xef\xbb\xbf"
 _NEWLINE, _COMMA = ord("\n"), ord(",")
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
@@ -85,11 +89,17 @@ class CsvTrace(TraceWorkload):
 def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
     """The events of the CSV trace in `stream`; errors say ``label:LINE: ...``."""
     header_seen = False
+    at_start = True
     for block in line_blocks(stream, label):
         data: bytes | None = block.data
         first_line = block.first_line
+        if at_start:
+            # Spreadsheets often save CSV as UTF-8 with a byte order mark.
+            data = block.data.removeprefix(UTF8_BOM)
+            at_start = False
         if not header_seen:
-            data, first_line = _skip_header(block.data, first_line, label)
+            assert data is not None
+            data, first_line = _skip_header(data, first_line, label)
             if data is None:
                 continue
             header_seen = True
@@ -282,7 +292,7 @@ _OP_NAME_ARRAY = np.array([OP_NAMES[code] for code in sorted(OP_NAMES)], dtype=o
 
 
 def _sniff(head: bytes) -> bool:
-    for line in head.decode("utf-8", errors="replace").splitlines():
+    for line in head.removeprefix(UTF8_BOM).decode("utf-8", errors="replace").splitlines():
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             return stripped.replace(" ", "").lower() == HEADER
