@@ -255,5 +255,5 @@ def _print(result: dict[str, Any]) -> None:
     if kills:
         out(
             f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es); "
-            f"{result['vm']['events_skipped']:,} of their later events were skipped[/]"
+            f"{result['vm']['events_skipped']:,} of their later page accesses were skipped[/]"
         )
