@@ -47,8 +47,9 @@ class OverheadTracker:
         return now
 
 
-def sample(vm: Machine, events: int) -> dict[str, float]:
-    """One timeline point (it only reads the machine)."""
+def sample(vm: Machine, events: int, overhead_bytes: int | None = None) -> dict[str, float]:
+    """One timeline point (it only reads the machine); `overhead_bytes` is
+    the metadata total when the caller has just computed it."""
     ev = vm.events
     ghost_clusters = sum(clusters_in_use(si) for si in vm.subsys.devices() if si.flags & SWP_GHOST)
     fallback = sum(vm.mthp.orders[o]["swpout_fallback"] for o in range(1, len(vm.mthp.orders)))
@@ -57,7 +58,7 @@ def sample(vm: Machine, events: int) -> dict[str, float]:
         "events": events,
         "swap_used_pages": sum(si.inuse_pages for si in vm.subsys.devices()),
         "ghost_clusters": ghost_clusters,
-        "overhead_bytes": overhead_now(vm)["total"],
+        "overhead_bytes": overhead_now(vm)["total"] if overhead_bytes is None else overhead_bytes,
         "pgfault": ev["pgfault"],
         "pgmajfault": ev["pgmajfault"],
         "mthp_swpout": swpout,

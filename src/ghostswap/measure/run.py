@@ -25,9 +25,9 @@ def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[st
     """Run `workload` on a machine built from `cfg`; (result, timeline).
     A progress bar shows on a terminal unless `quiet`."""
     total = workload.total_events() or 0
-    # Deferred work runs between parts of this many events, and the
-    # metadata peak is sampled every this many events, as they always have
-    # been: the counters and the peak depend on it, the timeline does not.
+    # Deferred work runs between parts of this many events (the counters
+    # depend on where); the metadata peak is taken there and at every
+    # timeline point.
     step = max(total // 200, 4096) if total else 1 << 16
     # TIMELINE_POINTS samples over a run of known length; one of unknown
     # length (a text trace) starts at every event and thins out as it goes.
@@ -43,11 +43,14 @@ def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[st
                 tracker.update(vm)
                 peak_due = events + step
 
+        def sample_point(vm: Machine, events: int) -> dict[str, float]:
+            return sample(vm, events, tracker.update(vm)["total"])
+
         outcome = replay(
             vm,
             workload,
             progress=update,
-            sampler=sample,
+            sampler=sample_point,
             sample_every=sample_every,
             max_samples=2 * TIMELINE_POINTS,
             step=step,
