@@ -136,3 +136,97 @@ def test_the_swap_model_is_lean_outside_tests_and_full_inside() -> None:
     assert swapfile.alloc_swap_scan_cluster.__code__ is lean
     swapfile.set_debug_vm(True)
     assert swapfile.alloc_swap_scan_cluster.__code__ is full
+
+
+INLINE_SOURCE = """
+from __future__ import annotations
+
+from ghostswap.kernel.lean import compile_lean
+
+SHIFT = 4
+_flag = False
+calls = []
+
+
+def get(box: list[int], i: int) -> int:
+    return box[i] << SHIFT
+
+
+def put(box: list[int], i: int, value: int) -> None:
+    box[i] = value
+
+
+def flagged(x: int) -> bool:
+    return _flag and x > 0
+
+
+def twice(x: int) -> int:
+    return x + x
+
+
+def effect(x: int) -> int:
+    calls.append(x)
+    return x
+
+
+def use(box: list[int]) -> int:
+    put(box, 0, get(box, 1) + 1)
+    return get(box, 0)
+
+
+def not_inlined(box: list[int]) -> int:
+    return flagged(box[0]) + twice(box[0]) + twice(effect(2)) + get(box, effect(1))
+
+
+compile_lean(globals())
+"""
+
+
+@pytest.fixture
+def inlinemod(tmp_path: Path) -> ModuleType:
+    path = tmp_path / "inlinemod.py"
+    path.write_text(textwrap.dedent(INLINE_SOURCE))
+    spec = importlib.util.spec_from_file_location("inlinemod", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["inlinemod"] = module
+    runtime.set_debug_build(False)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules["inlinemod"]
+        runtime._lean[:] = [e for e in runtime._lean if e[0].__module__ != "inlinemod"]
+
+
+def test_small_helpers_are_inlined_in_the_lean_twin(inlinemod: ModuleType) -> None:
+    twins = {
+        fn.__name__: (full, lean)
+        for fn, full, lean in runtime._lean
+        if fn.__module__ == "inlinemod"
+    }
+    full, lean = twins["use"]
+    assert {"get", "put"} <= set(full.co_names)
+    assert not {"get", "put", "SHIFT"} & set(lean.co_names)  # the constant is folded
+    box = [0, 3]
+    assert inlinemod.use(box) == (3 << 4) + 1 << 4
+    assert box == [(3 << 4) + 1, 3]
+    runtime.set_debug_build(True)
+    assert inlinemod.use([0, 3]) == (3 << 4) + 1 << 4
+
+
+def test_inlining_keeps_every_argument_evaluated_once(inlinemod: ModuleType) -> None:
+    # A mutable global, an expression used twice, a call in an argument: kept.
+    assert "not_inlined" not in {fn.__name__ for fn, _, _ in runtime._lean}
+    assert inlinemod.not_inlined([5, 6]) == 0 + 10 + 4 + (6 << 4)
+    assert inlinemod.calls == [2, 1]
+
+
+def test_the_swap_model_inlines_its_accessors() -> None:
+    entries = {fn: (full, lean) for fn, full, lean in runtime._lean}
+    full, lean = entries[swap.__swap_cluster_lock]
+    assert "xa_load" in full.co_names and "xa_load" not in lean.co_names
+    full, lean = entries[swapfile.__swap_cluster_dup_entry]
+    inlined = {"__swap_table_get", "__swap_table_set", "__swp_tb_mk_count", "swp_tb_is_bad"}
+    assert inlined <= set(full.co_names)
+    assert not inlined & set(lean.co_names)

@@ -15,10 +15,24 @@ twin in which
 * ``assert`` statements are removed (VM_BUG_ON);
 * ``if _debug_vm ...:`` statements without an ``else`` are removed
   (VM_WARN_ON: the test is ``_debug_vm``, or ``x._debug_vm``, or an
-  ``and`` that starts with one of them).
+  ``and`` that starts with one of them);
+* calls of small helpers are inlined, as the C compiler inlines a
+  ``static inline``: a helper whose fast-mode body (after the steps above)
+  is one ``return EXPR`` (``xa_load``, ``__swap_table_get``,
+  ``swp_tb_is_folio``), or one assignment when the call is a statement
+  (``__swap_table_set``), is replaced by that expression with the call's
+  arguments put in for its parameters. Only what cannot change meaning is
+  inlined: the body may name only its parameters, constants of its module
+  (upper-case names such as ``SWP_TB_NULL`` or ``PG_locked``, folded to
+  their values), functions the caller sees under the same name and a few
+  builtins; an argument other than a plain name or constant must hold no
+  call and be used exactly once, by a body that does not branch, in the
+  order of the arguments and before the body calls anything, so every
+  argument is still evaluated exactly once and in its turn.
 
 Nothing else changes: the twin is compiled from the same source with the
-same line numbers, so tracebacks point at the real lines. The runtime runs
+same line numbers (an inlined body takes the line of its call), so
+tracebacks point at the real lines. The runtime runs
 the lean twins in fast mode unless the debug build is selected
 (:func:`ghostswap.kernel.runtime.set_debug_build`, which the tests turn
 on); checked mode always runs the full functions.
@@ -28,6 +42,8 @@ from __future__ import annotations
 import __future__
 
 import ast
+import copy
+from collections.abc import Iterator
 from types import CodeType, FunctionType
 from typing import Any
 
@@ -87,13 +103,25 @@ class _Strip(ast.NodeTransformer):
         if isinstance(value, ast.Call) and self._kind(value.func) == "noop":
             self.changed = True
             return None
-        return self.generic_visit(node)
+        self.generic_visit(node)
+        value = node.value
+        if isinstance(value, ast.Call):
+            new = _inline(value, self.namespace, statement=True)
+            if isinstance(new, ast.stmt):
+                self.changed = True
+                return new
+        return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         if self._kind(node.func) == "identity" and node.args and not node.keywords:
             self.changed = True
             return self.visit(node.args[0])
-        return self.generic_visit(node)
+        self.generic_visit(node)
+        new = _inline(node, self.namespace, statement=False)
+        if isinstance(new, ast.expr):
+            self.changed = True
+            return new
+        return node
 
     def visit_If(self, node: ast.If) -> ast.AST | None:
         test = node.test
@@ -116,6 +144,279 @@ class _Strip(ast.NodeTransformer):
         if isinstance(body, list) and not body:
             body.append(ast.copy_location(ast.Pass(), node))
         return node
+
+
+# -- inlining ----------------------------------------------------------------------
+# Builtins an inlined body may call (if the calling module does not shadow them).
+_INLINE_BUILTINS = frozenset({"bool", "int", "len", "abs"})
+# Fast-mode bodies of the functions compile_lean has seen (after stripping),
+# and the sources of primitives' modules, parsed once.
+_bodies: dict[FunctionType, ast.FunctionDef] = {}
+_parsed: dict[str, ast.Module] = {}
+# function -> (parameter names, the single statement, the functions it
+# names) or None: not inlinable.
+_Inlinable = tuple[list[str], ast.stmt, dict[str, FunctionType]]
+_inline_cache: dict[FunctionType, _Inlinable | None] = {}
+
+
+def _fast_def(fn: FunctionType) -> ast.FunctionDef | None:
+    """The definition of `fn`'s fast-mode body: its stripped definition if
+    compile_lean saw it, the source of a primitive (``checked_twin``) else."""
+    node = _bodies.get(fn)
+    if node is not None:
+        return node
+    code = _rt.fast_code_of(fn)
+    if code is None:
+        return None
+    tree = _parsed.get(code.co_filename)
+    if tree is None:
+        try:
+            with open(code.co_filename, encoding="utf-8") as f:
+                tree = ast.parse(f.read(), code.co_filename)
+        except OSError:
+            return None
+        _parsed[code.co_filename] = tree
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.FunctionDef)
+            and stmt.name == code.co_name
+            and stmt.lineno == code.co_firstlineno
+            and not stmt.decorator_list
+        ):
+            return stmt
+    return None
+
+
+def _single_statement(node: ast.FunctionDef) -> ast.stmt | None:
+    body = list(node.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) == 2:
+        # ``x = EXPR; return x`` (what a checked lookup leaves once its assert is gone)
+        first, second = body
+        if (
+            isinstance(first, ast.Assign)
+            and len(first.targets) == 1
+            and isinstance(first.targets[0], ast.Name)
+            and isinstance(second, ast.Return)
+            and isinstance(second.value, ast.Name)
+            and second.value.id == first.targets[0].id
+        ):
+            return ast.Return(first.value)
+        return None
+    if len(body) != 1:
+        return None
+    stmt = body[0]
+    if isinstance(stmt, ast.Return) and stmt.value is not None:
+        return stmt
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        if not isinstance(stmt.targets[0], (ast.Attribute, ast.Subscript)):
+            return None
+        return stmt
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, (ast.Attribute, ast.Subscript)):
+        return stmt
+    return None
+
+
+def _inlinable(fn: FunctionType) -> _Inlinable | None:
+    if fn in _inline_cache:
+        return _inline_cache[fn]
+    _inline_cache[fn] = None
+    node = _fast_def(fn)
+    if node is None:
+        return None
+    a = node.args
+    if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults:
+        return None
+    params = [arg.arg for arg in a.args]
+    stmt = _single_statement(node)
+    if stmt is None:
+        return None
+    stmt = copy.deepcopy(stmt)
+    namespace = fn.__globals__
+    folded = _Fold(params, namespace)
+    stmt = folded.visit(stmt)
+    if not folded.ok:
+        return None
+    found = (params, stmt, folded.needs)
+    _inline_cache[fn] = found
+    return found
+
+
+_CONSTANT_TYPES = (int, bool, str, float, type(None))
+
+
+def _constant_name(name: str) -> bool:
+    """Named like a constant: ``SWP_TB_NULL``, ``_COUNT_SHIFT``, ``PG_locked``."""
+    return name.isupper() or name.split("_", 1)[0].isupper()
+
+
+class _Fold(ast.NodeTransformer):
+    """Check an inlining candidate's names; fold its module's constants."""
+
+    def __init__(self, params: list[str], namespace: dict[str, Any]) -> None:
+        self.params = params
+        self.namespace = namespace
+        self.needs: dict[str, FunctionType] = {}
+        self.ok = True
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if not isinstance(node.ctx, ast.Load):
+            self.ok = False
+        elif node.id in self.params or node.id in _INLINE_BUILTINS:
+            pass
+        elif _constant_name(node.id) and type(self.namespace.get(node.id)) in _CONSTANT_TYPES:
+            return ast.copy_location(ast.Constant(self.namespace[node.id]), node)
+        elif isinstance(self.namespace.get(node.id), FunctionType):
+            # Another function: the caller must see the same one by that name.
+            self.needs[node.id] = self.namespace[node.id]
+        else:
+            self.ok = False
+        return node
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if isinstance(node, (ast.Lambda, ast.NamedExpr, ast.comprehension, ast.Await)):
+            self.ok = False
+        return super().generic_visit(node)
+
+
+def _eval_order(node: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of a statement or expression in the order Python evaluates
+    them (each after its operands); a node it does not know counts as a call
+    that comes first."""
+    if isinstance(node, ast.Return):
+        if node.value is not None:
+            yield from _eval_order(node.value)
+    elif isinstance(node, ast.Assign):
+        yield from _eval_order(node.value)
+        for target in node.targets:
+            yield from _eval_order_target(target)
+    elif isinstance(node, ast.AugAssign):
+        yield from _eval_order_target(node.target)
+        yield from _eval_order(node.value)
+    elif isinstance(node, ast.Call):
+        yield from _eval_order(node.func)
+        for arg in node.args:
+            yield from _eval_order(arg)
+        for kw in node.keywords:
+            yield from _eval_order(kw.value)
+        yield node
+    elif isinstance(node, ast.BinOp):
+        yield from _eval_order(node.left)
+        yield from _eval_order(node.right)
+        yield node
+    elif isinstance(node, ast.UnaryOp):
+        yield from _eval_order(node.operand)
+        yield node
+    elif isinstance(node, ast.Compare):
+        yield from _eval_order(node.left)
+        for comparator in node.comparators:
+            yield from _eval_order(comparator)
+        yield node
+    elif isinstance(node, ast.Attribute):
+        yield from _eval_order(node.value)
+        yield node
+    elif isinstance(node, ast.Subscript):
+        yield from _eval_order(node.value)
+        yield from _eval_order(node.slice)
+        yield node
+    elif isinstance(node, (ast.Name, ast.Constant)):
+        yield node
+    else:
+        # Unknown: a call that comes first, so nothing complex is moved.
+        yield ast.Call(ast.Constant(None), [], [])
+
+
+def _eval_order_target(node: ast.expr) -> Iterator[ast.AST]:
+    if isinstance(node, ast.Attribute):
+        yield from _eval_order(node.value)
+    elif isinstance(node, ast.Subscript):
+        yield from _eval_order(node.value)
+        yield from _eval_order(node.slice)
+    else:
+        yield ast.Call(ast.Constant(None), [], [])
+
+
+def _pure_simple(node: ast.expr) -> bool:
+    return isinstance(node, (ast.Name, ast.Constant))
+
+
+def _movable(node: ast.expr) -> bool:
+    """Can the argument be evaluated later than the call would have (no call,
+    no assignment, nothing that runs code of its own)?"""
+    return not any(
+        isinstance(n, (ast.Call, ast.NamedExpr, ast.Lambda, ast.Await, ast.comprehension))
+        for n in ast.walk(node)
+    )
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, args: dict[str, ast.expr]) -> None:
+        self.args = args
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        arg = self.args.get(node.id)
+        if arg is None:
+            return node
+        return copy.deepcopy(arg)
+
+
+def _inline(
+    call: ast.Call, namespace: dict[str, Any], statement: bool
+) -> ast.expr | ast.stmt | None:
+    """The body that replaces `call`, or None if it is not inlined."""
+    func = call.func
+    if not isinstance(func, ast.Name) or call.keywords:
+        return None
+    target = namespace.get(func.id)
+    if not isinstance(target, FunctionType):
+        return None
+    found = _inlinable(target)
+    if found is None:
+        return None
+    params, stmt, needs = found
+    if not isinstance(stmt, ast.Return) and not statement:
+        return None
+    if any(namespace.get(name) is not obj for name, obj in needs.items()):
+        return None
+    if len(call.args) != len(params) or any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    for name in _INLINE_BUILTINS:
+        if name in namespace and any(
+            isinstance(n, ast.Name) and n.id == name for n in ast.walk(stmt)
+        ):
+            return None
+    uses = {p: 0 for p in params}
+    for n in ast.walk(stmt):
+        if isinstance(n, ast.Name) and n.id in uses:
+            uses[n.id] += 1
+    # An argument other than a name or a constant must still be evaluated
+    # once, in its turn, and before the body calls anything.
+    complex_params = [p for p, a in zip(params, call.args, strict=True) if not _pure_simple(a)]
+    if complex_params:
+        if any(isinstance(n, (ast.IfExp, ast.BoolOp)) for n in ast.walk(stmt)):
+            return None
+        if any(
+            uses[p] != 1 or not _movable(a)
+            for p, a in zip(params, call.args, strict=True)
+            if p in complex_params
+        ):
+            return None
+        order = [
+            n.id if isinstance(n, ast.Name) else None
+            for n in _eval_order(stmt)
+            if isinstance(n, ast.Call) or (isinstance(n, ast.Name) and n.id in complex_params)
+        ]
+        if order[: len(complex_params)] != complex_params:
+            return None
+    new = copy.deepcopy(stmt)
+    for n in ast.walk(new):
+        if "lineno" in n._attributes:
+            ast.copy_location(n, call)
+    new = _Substitute(dict(zip(params, call.args, strict=True))).visit(new)
+    if isinstance(new, ast.Return):
+        return new.value
+    return new
 
 
 def _lean_code(module_code: CodeType, name: str, firstlineno: int) -> CodeType | None:
@@ -151,6 +452,8 @@ def compile_lean(namespace: dict[str, Any]) -> int:
             continue
         strip = _Strip(namespace)
         strip.visit(node)
+        _bodies[fn] = node  # what a later caller may inline
+        _inline_cache.pop(fn, None)
         if strip.changed:
             lean_defs.append(fn)
     if not lean_defs:
