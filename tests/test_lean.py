@@ -178,6 +178,24 @@ def not_inlined(box: list[int]) -> int:
     return flagged(box[0]) + twice(box[0]) + twice(effect(2)) + get(box, effect(1))
 
 
+LIMIT = 3
+COUNTER = 0
+
+
+def limit_plus(x: int) -> int:
+    return x + (LIMIT << SHIFT)
+
+
+def shadowed(LIMIT: int) -> int:  # noqa: N803
+    return LIMIT * 2
+
+
+def bump() -> int:
+    global COUNTER
+    COUNTER += 1
+    return COUNTER
+
+
 compile_lean(globals())
 """
 
@@ -230,3 +248,14 @@ def test_the_swap_model_inlines_its_accessors() -> None:
     inlined = {"__swap_table_get", "__swap_table_set", "__swp_tb_mk_count", "swp_tb_is_bad"}
     assert inlined <= set(full.co_names)
     assert not inlined & set(lean.co_names)
+
+
+def test_module_constants_are_folded_unless_rebound(inlinemod: ModuleType) -> None:
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "LIMIT" not in twins["limit_plus"].co_names
+    assert 3 << 4 in twins["limit_plus"].co_consts  # the constant expression folds too
+    assert inlinemod.limit_plus(1) == 49
+    assert "shadowed" not in twins  # a parameter of that name is no constant
+    assert inlinemod.shadowed(5) == 10
+    assert "bump" not in twins  # rebound with global
+    assert (inlinemod.bump(), inlinemod.bump()) == (1, 2)

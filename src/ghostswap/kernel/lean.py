@@ -16,6 +16,10 @@ twin in which
 * ``if _debug_vm ...:`` statements without an ``else`` are removed
   (VM_WARN_ON: the test is ``_debug_vm``, or ``x._debug_vm``, or an
   ``and`` that starts with one of them);
+* module constants (named like ``SWP_TB_NULL`` or ``PG_locked``, of a
+  plain immutable type, never rebound with ``global``) are folded to their
+  values, so constant expressions fold too, as C's ``#define`` and enum
+  constants do;
 * calls of small helpers are inlined, as the C compiler inlines a
   ``static inline``: a helper whose fast-mode body (after the steps above)
   is one ``return EXPR`` (``xa_load``, ``__swap_table_get``,
@@ -84,9 +88,16 @@ def _is_debug_flag(node: ast.expr) -> bool:
 
 
 class _Strip(ast.NodeTransformer):
-    def __init__(self, namespace: dict[str, Any]) -> None:
+    def __init__(self, namespace: dict[str, Any], constants: frozenset[str] = frozenset()) -> None:
         self.namespace = namespace
+        self.constants = constants
         self.changed = False
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id in self.constants:
+            self.changed = True
+            return ast.copy_location(ast.Constant(self.namespace[node.id]), node)
+        return node
 
     def _kind(self, func: ast.expr) -> str | None:
         if not isinstance(func, ast.Name):
@@ -419,6 +430,27 @@ def _inline(
     return new
 
 
+def _bound_names(node: ast.FunctionDef) -> set[str]:
+    """Every name the function (or anything nested in it) binds locally."""
+    bound: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            bound.add(n.id)
+        elif isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            bound.update(n.names)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(n.name)
+        elif isinstance(n, ast.alias):
+            bound.add((n.asname or n.name).split(".")[0])
+        elif isinstance(n, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and n.name:
+            bound.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            bound.add(n.rest)
+    return bound
+
+
 def _lean_code(module_code: CodeType, name: str, firstlineno: int) -> CodeType | None:
     for const in module_code.co_consts:
         if (
@@ -443,6 +475,15 @@ def compile_lean(namespace: dict[str, Any]) -> int:
     except OSError:
         return 0
     module = namespace["__name__"]
+    # Module constants, folded to their values (C's #define and enum): named
+    # like constants, of a plain immutable type and never rebound by a
+    # ``global`` statement.
+    rebound = {name for n in ast.walk(tree) if isinstance(n, ast.Global) for name in n.names}
+    constants = frozenset(
+        name
+        for name, value in namespace.items()
+        if _constant_name(name) and type(value) in _CONSTANT_TYPES and name not in rebound
+    )
     lean_defs = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
@@ -450,7 +491,7 @@ def compile_lean(namespace: dict[str, Any]) -> int:
         fn = namespace.get(node.name)
         if not isinstance(fn, FunctionType) or fn.__module__ != module:
             continue
-        strip = _Strip(namespace)
+        strip = _Strip(namespace, constants - _bound_names(node))
         strip.visit(node)
         _bodies[fn] = node  # what a later caller may inline
         _inline_cache.pop(fn, None)
