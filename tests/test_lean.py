@@ -178,6 +178,16 @@ def not_inlined(box: list[int]) -> int:
     return flagged(box[0]) + twice(box[0]) + twice(effect(2)) + get(box, effect(1))
 
 
+def pick(box: list[int], i: int) -> int:
+    return late(box, i) + 1
+
+
+def late(box: list[int], i: int) -> int:
+    if i < 0:
+        return 0
+    return box[i]
+
+
 LIMIT = 3
 COUNTER = 0
 
@@ -259,3 +269,11 @@ def test_module_constants_are_folded_unless_rebound(inlinemod: ModuleType) -> No
     assert inlinemod.shadowed(5) == 10
     assert "bump" not in twins  # rebound with global
     assert (inlinemod.bump(), inlinemod.bump()) == (1, 2)
+
+
+def test_an_early_return_inlines_as_a_conditional(inlinemod: ModuleType) -> None:
+    # late() is defined after its caller and returns early: still inlined.
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "late" not in twins["pick"].co_names
+    assert inlinemod.pick([4, 5], 1) == 6
+    assert inlinemod.pick([4, 5], -1) == 1

@@ -23,7 +23,8 @@ twin in which
 * calls of small helpers are inlined, as the C compiler inlines a
   ``static inline``: a helper whose fast-mode body (after the steps above)
   is one ``return EXPR`` (``xa_load``, ``__swap_table_get``,
-  ``swp_tb_is_folio``), or one assignment when the call is a statement
+  ``swp_tb_is_folio``; ``if TEST: return A`` then ``return B`` counts as
+  ``return A if TEST else B``), or one assignment when the call is a statement
   (``__swap_table_set``), is replaced by that expression with the call's
   arguments put in for its parameters. Only what cannot change meaning is
   inlined: the body may name only its parameters, constants of its module
@@ -203,8 +204,19 @@ def _single_statement(node: ast.FunctionDef) -> ast.stmt | None:
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
     if len(body) == 2:
-        # ``x = EXPR; return x`` (what a checked lookup leaves once its assert is gone)
         first, second = body
+        # ``if TEST: return A`` then ``return B``: ``return A if TEST else B``
+        if (
+            isinstance(first, ast.If)
+            and not first.orelse
+            and len(first.body) == 1
+            and isinstance(first.body[0], ast.Return)
+            and first.body[0].value is not None
+            and isinstance(second, ast.Return)
+            and second.value is not None
+        ):
+            return ast.Return(ast.IfExp(first.test, first.body[0].value, second.value))
+        # ``x = EXPR; return x`` (what a checked lookup leaves once its assert is gone)
         if (
             isinstance(first, ast.Assign)
             and len(first.targets) == 1
@@ -484,19 +496,24 @@ def compile_lean(namespace: dict[str, Any]) -> int:
         for name, value in namespace.items()
         if _constant_name(name) and type(value) in _CONSTANT_TYPES and name not in rebound
     )
-    lean_defs = []
+    defs = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
             continue
         fn = namespace.get(node.name)
-        if not isinstance(fn, FunctionType) or fn.__module__ != module:
-            continue
-        strip = _Strip(namespace, constants - _bound_names(node))
-        strip.visit(node)
-        _bodies[fn] = node  # what a later caller may inline
-        _inline_cache.pop(fn, None)
-        if strip.changed:
-            lean_defs.append(fn)
+        if isinstance(fn, FunctionType) and fn.__module__ == module:
+            defs.append((fn, node))
+    lean_defs = []
+    # The second pass inlines the module's helpers that are defined after
+    # their callers.
+    for _ in range(2):
+        for fn, node in defs:
+            strip = _Strip(namespace, constants - _bound_names(node))
+            strip.visit(node)
+            _bodies[fn] = node  # what a later caller may inline
+            _inline_cache.pop(fn, None)
+            if strip.changed and fn not in lean_defs:
+                lean_defs.append(fn)
     if not lean_defs:
         return 0
     flags = 0

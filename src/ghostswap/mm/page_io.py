@@ -52,6 +52,8 @@ def is_folio_zero_filled(vm: Machine, head: int, nr: int) -> bool:
     """Every page of the folio is zeros (its content token is ZERO_TOKEN,
     which is exactly when its bytes are all zero)."""
     tokens = vm.frames.token_mv
+    if nr == 1:
+        return tokens[head] == ZERO_TOKEN
     return all(tokens[head + i] == ZERO_TOKEN for i in range(nr))
 
 
