@@ -188,6 +188,18 @@ def late(box: list[int], i: int) -> int:
     return box[i]
 
 
+def via_temp(box: list[int], i: int) -> int:
+    if i < 0:
+        first = box[0]
+        return first + 100
+    item = box[i]
+    return item
+
+
+def use_temp(box: list[int], i: int) -> int:
+    return via_temp(box, i) * 2
+
+
 LIMIT = 3
 COUNTER = 0
 
@@ -277,3 +289,10 @@ def test_an_early_return_inlines_as_a_conditional(inlinemod: ModuleType) -> None
     assert "late" not in twins["pick"].co_names
     assert inlinemod.pick([4, 5], 1) == 6
     assert inlinemod.pick([4, 5], -1) == 1
+
+
+def test_a_temporary_is_put_in_its_one_use(inlinemod: ModuleType) -> None:
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "via_temp" not in twins["use_temp"].co_names
+    assert inlinemod.use_temp([4, 5], 1) == 10
+    assert inlinemod.use_temp([4, 5], -1) == 208

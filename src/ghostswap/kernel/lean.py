@@ -31,9 +31,11 @@ twin in which
   (upper-case names such as ``SWP_TB_NULL`` or ``PG_locked``, folded to
   their values), functions the caller sees under the same name and a few
   builtins; an argument other than a plain name or constant must hold no
-  call and be used exactly once, by a body that does not branch, in the
-  order of the arguments and before the body calls anything, so every
-  argument is still evaluated exactly once and in its turn.
+  call and be evaluated by the body exactly once on every path through it,
+  in the order of the arguments and before the body calls anything, so
+  every argument is still evaluated exactly once and in its turn. A
+  temporary (``pool = si.cluster_info_pool``) is put in its one use under
+  the same rule.
 
 Nothing else changes: the twin is compiled from the same source with the
 same line numbers (an inlined body takes the line of its call), so
@@ -200,44 +202,52 @@ def _fast_def(fn: FunctionType) -> ast.FunctionDef | None:
 
 
 def _single_statement(node: ast.FunctionDef) -> ast.stmt | None:
-    body = list(node.body)
+    body = copy.deepcopy(node.body)  # the definition may still be compiled
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
-    if len(body) == 2:
-        first, second = body
-        # ``if TEST: return A`` then ``return B``: ``return A if TEST else B``
-        if (
-            isinstance(first, ast.If)
-            and not first.orelse
-            and len(first.body) == 1
-            and isinstance(first.body[0], ast.Return)
-            and first.body[0].value is not None
-            and isinstance(second, ast.Return)
-            and second.value is not None
-        ):
-            return ast.Return(ast.IfExp(first.test, first.body[0].value, second.value))
-        # ``x = EXPR; return x`` (what a checked lookup leaves once its assert is gone)
-        if (
-            isinstance(first, ast.Assign)
-            and len(first.targets) == 1
-            and isinstance(first.targets[0], ast.Name)
-            and isinstance(second, ast.Return)
-            and isinstance(second.value, ast.Name)
-            and second.value.id == first.targets[0].id
-        ):
-            return ast.Return(first.value)
-        return None
-    if len(body) != 1:
-        return None
-    stmt = body[0]
-    if isinstance(stmt, ast.Return) and stmt.value is not None:
-        return stmt
-    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-        if not isinstance(stmt.targets[0], (ast.Attribute, ast.Subscript)):
+    if len(body) == 1:
+        stmt = body[0]
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            if isinstance(stmt.targets[0], (ast.Attribute, ast.Subscript)):
+                return stmt
             return None
-        return stmt
-    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, (ast.Attribute, ast.Subscript)):
-        return stmt
+        if isinstance(stmt, ast.AugAssign):
+            if isinstance(stmt.target, (ast.Attribute, ast.Subscript)):
+                return stmt
+            return None
+    return _as_return(body)
+
+
+def _as_return(body: list[ast.stmt]) -> ast.Return | None:
+    """`body` as one ``return EXPR``: ``if TEST: return A`` then ``return B``
+    is ``return A if TEST else B``; ``x = EXPR`` followed by a return that
+    evaluates the temporary once, before anything else that could observe
+    the difference, puts EXPR in its place."""
+    if not body:
+        return None
+    first = body[0]
+    if len(body) == 1:
+        if isinstance(first, ast.Return) and first.value is not None:
+            return first
+        return None
+    rest = _as_return(body[1:])
+    if rest is None or rest.value is None:
+        return None
+    if isinstance(first, ast.If) and not first.orelse:
+        taken = _as_return(first.body)
+        if taken is None or taken.value is None:
+            return None
+        return ast.Return(ast.IfExp(first.test, taken.value, rest.value))
+    if (
+        isinstance(first, ast.Assign)
+        and len(first.targets) == 1
+        and isinstance(first.targets[0], ast.Name)
+        and _movable(first.value)
+    ):
+        name = first.targets[0].id
+        if not _evaluated_once_first(rest, [name]):
+            return None
+        return ast.Return(_Substitute({name: first.value}).visit(rest.value))
     return None
 
 
@@ -255,7 +265,6 @@ def _inlinable(fn: FunctionType) -> _Inlinable | None:
     stmt = _single_statement(node)
     if stmt is None:
         return None
-    stmt = copy.deepcopy(stmt)
     namespace = fn.__globals__
     folded = _Fold(params, namespace)
     stmt = folded.visit(stmt)
@@ -303,61 +312,96 @@ class _Fold(ast.NodeTransformer):
         return super().generic_visit(node)
 
 
-def _eval_order(node: ast.AST) -> Iterator[ast.AST]:
+def _evaluated_once_first(stmt: ast.stmt, names: list[str]) -> bool:
+    """On every path through `stmt` (each branch of a conditional, each
+    stopping point of an ``and``/``or``), is each of `names` evaluated
+    exactly once, in the order given, and all of them before any call?"""
+    branches = [n for n in ast.walk(stmt) if isinstance(n, (ast.IfExp, ast.BoolOp))]
+    if len(branches) > 4:
+        return False
+    ways = [2 if isinstance(n, ast.IfExp) else len(n.values) for n in branches]
+    total = 1
+    for w in ways:
+        total *= w
+    for path in range(total):
+        choose: dict[int, int] = {}
+        for node, w in zip(branches, ways, strict=True):
+            choose[id(node)] = path % w
+            path //= w
+        seen = [
+            n.id if isinstance(n, ast.Name) else None
+            for n in _eval_order(stmt, choose)
+            if isinstance(n, ast.Call) or (isinstance(n, ast.Name) and n.id in names)
+        ]
+        if seen[: len(names)] != names or sum(1 for x in seen if x is not None) != len(names):
+            return False
+    return True
+
+
+def _eval_order(node: ast.AST, choose: dict[int, int]) -> Iterator[ast.AST]:
     """The nodes of a statement or expression in the order Python evaluates
-    them (each after its operands); a node it does not know counts as a call
-    that comes first."""
+    them (each after its operands), taking the branches `choose` names by
+    node id; a node it does not know counts as a call that comes first."""
     if isinstance(node, ast.Return):
         if node.value is not None:
-            yield from _eval_order(node.value)
+            yield from _eval_order(node.value, choose)
     elif isinstance(node, ast.Assign):
-        yield from _eval_order(node.value)
+        yield from _eval_order(node.value, choose)
         for target in node.targets:
-            yield from _eval_order_target(target)
+            yield from _eval_order_target(target, choose)
     elif isinstance(node, ast.AugAssign):
-        yield from _eval_order_target(node.target)
-        yield from _eval_order(node.value)
+        yield from _eval_order_target(node.target, choose)
+        yield from _eval_order(node.value, choose)
+    elif isinstance(node, ast.IfExp):
+        yield from _eval_order(node.test, choose)
+        yield from _eval_order(node.orelse if choose[id(node)] else node.body, choose)
+    elif isinstance(node, ast.BoolOp):
+        for value in node.values[: choose[id(node)] + 1]:
+            yield from _eval_order(value, choose)
     elif isinstance(node, ast.Call):
-        yield from _eval_order(node.func)
+        yield from _eval_order(node.func, choose)
         for arg in node.args:
-            yield from _eval_order(arg)
+            yield from _eval_order(arg, choose)
         for kw in node.keywords:
-            yield from _eval_order(kw.value)
+            yield from _eval_order(kw.value, choose)
         yield node
     elif isinstance(node, ast.BinOp):
-        yield from _eval_order(node.left)
-        yield from _eval_order(node.right)
+        yield from _eval_order(node.left, choose)
+        yield from _eval_order(node.right, choose)
         yield node
     elif isinstance(node, ast.UnaryOp):
-        yield from _eval_order(node.operand)
+        yield from _eval_order(node.operand, choose)
         yield node
     elif isinstance(node, ast.Compare):
-        yield from _eval_order(node.left)
+        yield from _eval_order(node.left, choose)
         for comparator in node.comparators:
-            yield from _eval_order(comparator)
+            yield from _eval_order(comparator, choose)
         yield node
     elif isinstance(node, ast.Attribute):
-        yield from _eval_order(node.value)
+        yield from _eval_order(node.value, choose)
         yield node
     elif isinstance(node, ast.Subscript):
-        yield from _eval_order(node.value)
-        yield from _eval_order(node.slice)
+        yield from _eval_order(node.value, choose)
+        yield from _eval_order(node.slice, choose)
         yield node
     elif isinstance(node, (ast.Name, ast.Constant)):
         yield node
     else:
-        # Unknown: a call that comes first, so nothing complex is moved.
-        yield ast.Call(ast.Constant(None), [], [])
+        yield _UNKNOWN
 
 
-def _eval_order_target(node: ast.expr) -> Iterator[ast.AST]:
+# Stands for a node _eval_order does not know: a call, to be safe.
+_UNKNOWN = ast.Call(ast.Constant(None), [], [])
+
+
+def _eval_order_target(node: ast.expr, choose: dict[int, int]) -> Iterator[ast.AST]:
     if isinstance(node, ast.Attribute):
-        yield from _eval_order(node.value)
+        yield from _eval_order(node.value, choose)
     elif isinstance(node, ast.Subscript):
-        yield from _eval_order(node.value)
-        yield from _eval_order(node.slice)
+        yield from _eval_order(node.value, choose)
+        yield from _eval_order(node.slice, choose)
     else:
-        yield ast.Call(ast.Constant(None), [], [])
+        yield _UNKNOWN
 
 
 def _pure_simple(node: ast.expr) -> bool:
@@ -409,28 +453,15 @@ def _inline(
             isinstance(n, ast.Name) and n.id == name for n in ast.walk(stmt)
         ):
             return None
-    uses = {p: 0 for p in params}
-    for n in ast.walk(stmt):
-        if isinstance(n, ast.Name) and n.id in uses:
-            uses[n.id] += 1
     # An argument other than a name or a constant must still be evaluated
     # once, in its turn, and before the body calls anything.
     complex_params = [p for p, a in zip(params, call.args, strict=True) if not _pure_simple(a)]
     if complex_params:
-        if any(isinstance(n, (ast.IfExp, ast.BoolOp)) for n in ast.walk(stmt)):
-            return None
-        if any(
-            uses[p] != 1 or not _movable(a)
-            for p, a in zip(params, call.args, strict=True)
-            if p in complex_params
+        if not all(
+            _movable(a) for p, a in zip(params, call.args, strict=True) if p in complex_params
         ):
             return None
-        order = [
-            n.id if isinstance(n, ast.Name) else None
-            for n in _eval_order(stmt)
-            if isinstance(n, ast.Call) or (isinstance(n, ast.Name) and n.id in complex_params)
-        ]
-        if order[: len(complex_params)] != complex_params:
+        if not _evaluated_once_first(stmt, complex_params):
             return None
     new = copy.deepcopy(stmt)
     for n in ast.walk(new):
