@@ -200,6 +200,25 @@ def use_temp(box: list[int], i: int) -> int:
     return via_temp(box, i) * 2
 
 
+def packed(a: int, b: bool) -> int:
+    v = a << 2
+    v = v | int(b)
+    return v << 1 | 1
+
+
+def use_packed(a: int) -> int:
+    return packed(a + 1, a > 0)
+
+
+def late_effect(box: list[int]) -> int:
+    x = effect(3)
+    return box[0] + x
+
+
+def use_late_effect(box: list[int]) -> int:
+    return late_effect(box)
+
+
 LIMIT = 3
 COUNTER = 0
 
@@ -296,3 +315,14 @@ def test_a_temporary_is_put_in_its_one_use(inlinemod: ModuleType) -> None:
     assert "via_temp" not in twins["use_temp"].co_names
     assert inlinemod.use_temp([4, 5], 1) == 10
     assert inlinemod.use_temp([4, 5], -1) == 208
+
+
+def test_chained_temporaries_inline_but_a_call_keeps_its_place(
+    inlinemod: ModuleType,
+) -> None:
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "packed" not in twins["use_packed"].co_names
+    assert (inlinemod.use_packed(2), inlinemod.use_packed(-5)) == (27, -31)
+    # effect(3) runs before box[0] is read: moving it after would change that.
+    assert "use_late_effect" not in twins
+    assert inlinemod.use_late_effect([1]) == 4

@@ -238,14 +238,13 @@ def _as_return(body: list[ast.stmt]) -> ast.Return | None:
         if taken is None or taken.value is None:
             return None
         return ast.Return(ast.IfExp(first.test, taken.value, rest.value))
-    if (
-        isinstance(first, ast.Assign)
-        and len(first.targets) == 1
-        and isinstance(first.targets[0], ast.Name)
-        and _movable(first.value)
-    ):
-        name = first.targets[0].id
-        if not _evaluated_once_first(rest, [name]):
+    if isinstance(first, ast.Assign) and len(first.targets) == 1:
+        target = first.targets[0]
+        if not isinstance(target, ast.Name):
+            return None
+        name = target.id
+        # A value that calls out must come before everything else, too.
+        if not _evaluated_once_first(rest, [name], at_once=not _movable(first.value)):
             return None
         return ast.Return(_Substitute({name: first.value}).visit(rest.value))
     return None
@@ -312,10 +311,11 @@ class _Fold(ast.NodeTransformer):
         return super().generic_visit(node)
 
 
-def _evaluated_once_first(stmt: ast.stmt, names: list[str]) -> bool:
+def _evaluated_once_first(stmt: ast.stmt, names: list[str], at_once: bool = False) -> bool:
     """On every path through `stmt` (each branch of a conditional, each
     stopping point of an ``and``/``or``), is each of `names` evaluated
-    exactly once, in the order given, and all of them before any call?"""
+    exactly once, in the order given, and all of them before any call
+    (`at_once`: the first of them before anything at all)?"""
     branches = [n for n in ast.walk(stmt) if isinstance(n, (ast.IfExp, ast.BoolOp))]
     if len(branches) > 4:
         return False
@@ -328,9 +328,12 @@ def _evaluated_once_first(stmt: ast.stmt, names: list[str]) -> bool:
         for node, w in zip(branches, ways, strict=True):
             choose[id(node)] = path % w
             path //= w
+        order = list(_eval_order(stmt, choose))
+        if at_once and not (order and isinstance(order[0], ast.Name) and order[0].id == names[0]):
+            return False
         seen = [
             n.id if isinstance(n, ast.Name) else None
-            for n in _eval_order(stmt, choose)
+            for n in order
             if isinstance(n, ast.Call) or (isinstance(n, ast.Name) and n.id in names)
         ]
         if seen[: len(names)] != names or sum(1 for x in seen if x is not None) != len(names):
