@@ -219,6 +219,12 @@ def use_late_effect(box: list[int]) -> int:
     return late_effect(box)
 
 
+def local_get(pair: list[int]) -> int:
+    get = max  # hides the module's get()
+    a, b = pair
+    return get(a, b)
+
+
 LIMIT = 3
 COUNTER = 0
 
@@ -326,3 +332,7 @@ def test_chained_temporaries_inline_but_a_call_keeps_its_place(
     # effect(3) runs before box[0] is read: moving it after would change that.
     assert "use_late_effect" not in twins
     assert inlinemod.use_late_effect([1]) == 4
+
+
+def test_a_local_name_hides_the_helper(inlinemod: ModuleType) -> None:
+    assert inlinemod.local_get([3, 1]) == 3

@@ -91,9 +91,15 @@ def _is_debug_flag(node: ast.expr) -> bool:
 
 
 class _Strip(ast.NodeTransformer):
-    def __init__(self, namespace: dict[str, Any], constants: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        namespace: dict[str, Any],
+        constants: frozenset[str] = frozenset(),
+        local: frozenset[str] = frozenset(),
+    ) -> None:
         self.namespace = namespace
         self.constants = constants
+        self.local = local  # names the function binds: they hide the module's
         self.changed = False
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -104,6 +110,8 @@ class _Strip(ast.NodeTransformer):
 
     def _kind(self, func: ast.expr) -> str | None:
         if not isinstance(func, ast.Name):
+            return None
+        if func.id in self.local:
             return None
         target = self.namespace.get(func.id)
         return _fast_body(target) if isinstance(target, FunctionType) else None
@@ -120,7 +128,7 @@ class _Strip(ast.NodeTransformer):
         self.generic_visit(node)
         value = node.value
         if isinstance(value, ast.Call):
-            new = _inline(value, self.namespace, statement=True)
+            new = _inline(value, self.namespace, self.local, statement=True)
             if isinstance(new, ast.stmt):
                 self.changed = True
                 return new
@@ -131,7 +139,7 @@ class _Strip(ast.NodeTransformer):
             self.changed = True
             return self.visit(node.args[0])
         self.generic_visit(node)
-        new = _inline(node, self.namespace, statement=False)
+        new = _inline(node, self.namespace, self.local, statement=False)
         if isinstance(new, ast.expr):
             self.changed = True
             return new
@@ -432,9 +440,10 @@ class _Substitute(ast.NodeTransformer):
 
 
 def _inline(
-    call: ast.Call, namespace: dict[str, Any], statement: bool
+    call: ast.Call, namespace: dict[str, Any], local: frozenset[str], statement: bool
 ) -> ast.expr | ast.stmt | None:
-    """The body that replaces `call`, or None if it is not inlined."""
+    """The body that replaces `call`, or None if it is not inlined. `local`:
+    the names the calling function binds, which hide the module's."""
     func = call.func
     if not isinstance(func, ast.Name) or call.keywords:
         return None
@@ -451,8 +460,10 @@ def _inline(
         return None
     if len(call.args) != len(params) or any(isinstance(a, ast.Starred) for a in call.args):
         return None
+    if func.id in local or any(name in local for name in needs):
+        return None
     for name in _INLINE_BUILTINS:
-        if name in namespace and any(
+        if (name in namespace or name in local) and any(
             isinstance(n, ast.Name) and n.id == name for n in ast.walk(stmt)
         ):
             return None
@@ -542,7 +553,8 @@ def compile_lean(namespace: dict[str, Any]) -> int:
     # their callers.
     for _ in range(2):
         for fn, node in defs:
-            strip = _Strip(namespace, constants - _bound_names(node))
+            local = frozenset(_bound_names(node))
+            strip = _Strip(namespace, constants - local, local)
             strip.visit(node)
             _bodies[fn] = node  # what a later caller may inline
             _inline_cache.pop(fn, None)
