@@ -302,8 +302,10 @@ class _Fold(ast.NodeTransformer):
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if not isinstance(node.ctx, ast.Load):
             self.ok = False
-        elif node.id in self.params or node.id in _INLINE_BUILTINS:
+        elif node.id in self.params:
             pass
+        elif node.id in _INLINE_BUILTINS and node.id not in self.namespace:
+            pass  # the builtin, unless the helper's module has its own
         elif _constant_name(node.id) and type(self.namespace.get(node.id)) in _CONSTANT_TYPES:
             return ast.copy_location(ast.Constant(self.namespace[node.id]), node)
         elif isinstance(self.namespace.get(node.id), FunctionType):
