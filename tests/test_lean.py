@@ -336,3 +336,18 @@ def test_chained_temporaries_inline_but_a_call_keeps_its_place(
 
 def test_a_local_name_hides_the_helper(inlinemod: ModuleType) -> None:
     assert inlinemod.local_get([3, 1]) == 3
+
+
+def test_a_primitive_in_a_lean_module_keeps_its_checked_code() -> None:
+    from ghostswap.mm import swap_table
+
+    lean_fns = {fn for fn, _, _ in runtime._lean}
+    primitive = swap_table.__swap_table_get
+    assert primitive not in lean_fns
+    fast = runtime.fast_code_of(primitive)
+    runtime.install(CheckedRuntime(RunToCompletion()))
+    try:
+        assert primitive.__code__ is not fast
+    finally:
+        runtime.install(None)
+    assert primitive.__code__ is fast

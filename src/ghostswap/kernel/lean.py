@@ -100,6 +100,9 @@ class _Strip(ast.NodeTransformer):
         self.namespace = namespace
         self.constants = constants
         self.local = local  # names the function binds: they hide the module's
+        # Calls a helper of this module that is not compiled yet: worth a
+        # second pass.
+        self.retry = False
         self.changed = False
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -107,6 +110,17 @@ class _Strip(ast.NodeTransformer):
             self.changed = True
             return ast.copy_location(ast.Constant(self.namespace[node.id]), node)
         return node
+
+    def _note_later_helper(self, call: ast.Call) -> None:
+        func = call.func
+        if isinstance(func, ast.Name) and func.id not in self.local:
+            target = self.namespace.get(func.id)
+            if (
+                isinstance(target, FunctionType)
+                and target.__globals__ is self.namespace
+                and target not in _bodies
+            ):
+                self.retry = True
 
     def _kind(self, func: ast.expr) -> str | None:
         if not isinstance(func, ast.Name):
@@ -128,6 +142,7 @@ class _Strip(ast.NodeTransformer):
         self.generic_visit(node)
         value = node.value
         if isinstance(value, ast.Call):
+            self._note_later_helper(value)
             new = _inline(value, self.namespace, self.local, statement=True)
             if isinstance(new, ast.stmt):
                 self.changed = True
@@ -139,6 +154,7 @@ class _Strip(ast.NodeTransformer):
             self.changed = True
             return self.visit(node.args[0])
         self.generic_visit(node)
+        self._note_later_helper(node)
         new = _inline(node, self.namespace, self.local, statement=False)
         if isinstance(new, ast.expr):
             self.changed = True
@@ -209,10 +225,22 @@ def _fast_def(fn: FunctionType) -> ast.FunctionDef | None:
     return None
 
 
+def _short(body: list[ast.stmt]) -> bool:
+    """Could `body` make one statement (a cheap test before copying it)?"""
+    return len(body) <= 6 and all(
+        isinstance(stmt, (ast.Return, ast.Assign, ast.AugAssign))
+        or (isinstance(stmt, ast.If) and not stmt.orelse and _short(stmt.body))
+        for stmt in body
+    )
+
+
 def _single_statement(node: ast.FunctionDef) -> ast.stmt | None:
-    body = copy.deepcopy(node.body)  # the definition may still be compiled
+    body = node.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
+    if not _short(body):
+        return None
+    body = copy.deepcopy(body)  # the definition may still be compiled
     if len(body) == 1:
         stmt = body[0]
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
@@ -489,25 +517,14 @@ def _inline(
     return new
 
 
-def _bound_names(node: ast.FunctionDef) -> set[str]:
-    """Every name the function (or anything nested in it) binds locally."""
-    bound: set[str] = set()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
-            bound.add(n.id)
-        elif isinstance(n, ast.arg):
-            bound.add(n.arg)
-        elif isinstance(n, (ast.Global, ast.Nonlocal)):
-            bound.update(n.names)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(n.name)
-        elif isinstance(n, ast.alias):
-            bound.add((n.asname or n.name).split(".")[0])
-        elif isinstance(n, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and n.name:
-            bound.add(n.name)
-        elif isinstance(n, ast.MatchMapping) and n.rest:
-            bound.add(n.rest)
-    return bound
+def _bound_names(code: CodeType) -> frozenset[str]:
+    """Every name the function (or anything nested in it) binds locally,
+    from its compiled code: parameters, locals, cells, nested scopes'."""
+    names = set(code.co_varnames) | set(code.co_cellvars) | set(code.co_freevars)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _bound_names(const)
+    return frozenset(names)
 
 
 def _lean_code(module_code: CodeType, name: str, firstlineno: int) -> CodeType | None:
@@ -530,14 +547,19 @@ def compile_lean(namespace: dict[str, Any]) -> int:
         return 0
     try:
         with open(filename, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), filename)
+            source = f.read()
     except OSError:
         return 0
+    tree = ast.parse(source, filename)
     module = namespace["__name__"]
     # Module constants, folded to their values (C's #define and enum): named
     # like constants, of a plain immutable type and never rebound by a
     # ``global`` statement.
-    rebound = {name for n in ast.walk(tree) if isinstance(n, ast.Global) for name in n.names}
+    rebound = (
+        {name for n in ast.walk(tree) if isinstance(n, ast.Global) for name in n.names}
+        if "global " in source
+        else set()
+    )
     constants = frozenset(
         name
         for name, value in namespace.items()
@@ -548,20 +570,28 @@ def compile_lean(namespace: dict[str, Any]) -> int:
         if not isinstance(node, ast.FunctionDef):
             continue
         fn = namespace.get(node.name)
-        if isinstance(fn, FunctionType) and fn.__module__ == module:
-            defs.append((fn, node))
+        # A primitive (checked_twin) swaps its code by mode itself.
+        if (
+            isinstance(fn, FunctionType)
+            and fn.__module__ == module
+            and _rt.fast_code_of(fn) is None
+        ):
+            defs.append((fn, node, _bound_names(fn.__code__)))
     lean_defs = []
-    # The second pass inlines the module's helpers that are defined after
+    # A second pass inlines the module's helpers that are defined after
     # their callers.
     for _ in range(2):
-        for fn, node in defs:
-            local = frozenset(_bound_names(node))
+        again = []
+        for fn, node, local in defs:
             strip = _Strip(namespace, constants - local, local)
             strip.visit(node)
             _bodies[fn] = node  # what a later caller may inline
             _inline_cache.pop(fn, None)
             if strip.changed and fn not in lean_defs:
                 lean_defs.append(fn)
+            if strip.retry:
+                again.append((fn, node, local))
+        defs = again
     if not lean_defs:
         return 0
     flags = 0
