@@ -136,3 +136,218 @@ def test_the_swap_model_is_lean_outside_tests_and_full_inside() -> None:
     assert swapfile.alloc_swap_scan_cluster.__code__ is lean
     swapfile.set_debug_vm(True)
     assert swapfile.alloc_swap_scan_cluster.__code__ is full
+
+
+INLINE_SOURCE = """
+from __future__ import annotations
+
+from ghostswap.kernel.lean import compile_lean
+
+SHIFT = 4
+_flag = False
+calls = []
+
+
+def get(box: list[int], i: int) -> int:
+    return box[i] << SHIFT
+
+
+def put(box: list[int], i: int, value: int) -> None:
+    box[i] = value
+
+
+def flagged(x: int) -> bool:
+    return _flag and x > 0
+
+
+def twice(x: int) -> int:
+    return x + x
+
+
+def effect(x: int) -> int:
+    calls.append(x)
+    return x
+
+
+def use(box: list[int]) -> int:
+    put(box, 0, get(box, 1) + 1)
+    return get(box, 0)
+
+
+def not_inlined(box: list[int]) -> int:
+    return flagged(box[0]) + twice(box[0]) + twice(effect(2)) + get(box, effect(1))
+
+
+def pick(box: list[int], i: int) -> int:
+    return late(box, i) + 1
+
+
+def late(box: list[int], i: int) -> int:
+    if i < 0:
+        return 0
+    return box[i]
+
+
+def via_temp(box: list[int], i: int) -> int:
+    if i < 0:
+        first = box[0]
+        return first + 100
+    item = box[i]
+    return item
+
+
+def use_temp(box: list[int], i: int) -> int:
+    return via_temp(box, i) * 2
+
+
+def packed(a: int, b: bool) -> int:
+    v = a << 2
+    v = v | int(b)
+    return v << 1 | 1
+
+
+def use_packed(a: int) -> int:
+    return packed(a + 1, a > 0)
+
+
+def late_effect(box: list[int]) -> int:
+    x = effect(3)
+    return box[0] + x
+
+
+def use_late_effect(box: list[int]) -> int:
+    return late_effect(box)
+
+
+def local_get(pair: list[int]) -> int:
+    get = max  # hides the module's get()
+    a, b = pair
+    return get(a, b)
+
+
+LIMIT = 3
+COUNTER = 0
+
+
+def limit_plus(x: int) -> int:
+    return x + (LIMIT << SHIFT)
+
+
+def shadowed(LIMIT: int) -> int:  # noqa: N803
+    return LIMIT * 2
+
+
+def bump() -> int:
+    global COUNTER
+    COUNTER += 1
+    return COUNTER
+
+
+compile_lean(globals())
+"""
+
+
+@pytest.fixture
+def inlinemod(tmp_path: Path) -> ModuleType:
+    path = tmp_path / "inlinemod.py"
+    path.write_text(textwrap.dedent(INLINE_SOURCE))
+    spec = importlib.util.spec_from_file_location("inlinemod", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["inlinemod"] = module
+    runtime.set_debug_build(False)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules["inlinemod"]
+        runtime._lean[:] = [e for e in runtime._lean if e[0].__module__ != "inlinemod"]
+
+
+def test_small_helpers_are_inlined_in_the_lean_twin(inlinemod: ModuleType) -> None:
+    twins = {
+        fn.__name__: (full, lean)
+        for fn, full, lean in runtime._lean
+        if fn.__module__ == "inlinemod"
+    }
+    full, lean = twins["use"]
+    assert {"get", "put"} <= set(full.co_names)
+    assert not {"get", "put", "SHIFT"} & set(lean.co_names)  # the constant is folded
+    box = [0, 3]
+    assert inlinemod.use(box) == (3 << 4) + 1 << 4
+    assert box == [(3 << 4) + 1, 3]
+    runtime.set_debug_build(True)
+    assert inlinemod.use([0, 3]) == (3 << 4) + 1 << 4
+
+
+def test_inlining_keeps_every_argument_evaluated_once(inlinemod: ModuleType) -> None:
+    # A mutable global, an expression used twice, a call in an argument: kept.
+    assert "not_inlined" not in {fn.__name__ for fn, _, _ in runtime._lean}
+    assert inlinemod.not_inlined([5, 6]) == 0 + 10 + 4 + (6 << 4)
+    assert inlinemod.calls == [2, 1]
+
+
+def test_the_swap_model_inlines_its_accessors() -> None:
+    entries = {fn: (full, lean) for fn, full, lean in runtime._lean}
+    full, lean = entries[swap.__swap_cluster_lock]
+    assert "xa_load" in full.co_names and "xa_load" not in lean.co_names
+    full, lean = entries[swapfile.__swap_cluster_dup_entry]
+    inlined = {"__swap_table_get", "__swap_table_set", "__swp_tb_mk_count", "swp_tb_is_bad"}
+    assert inlined <= set(full.co_names)
+    assert not inlined & set(lean.co_names)
+
+
+def test_module_constants_are_folded_unless_rebound(inlinemod: ModuleType) -> None:
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "LIMIT" not in twins["limit_plus"].co_names
+    assert 3 << 4 in twins["limit_plus"].co_consts  # the constant expression folds too
+    assert inlinemod.limit_plus(1) == 49
+    assert "shadowed" not in twins  # a parameter of that name is no constant
+    assert inlinemod.shadowed(5) == 10
+    assert "bump" not in twins  # rebound with global
+    assert (inlinemod.bump(), inlinemod.bump()) == (1, 2)
+
+
+def test_an_early_return_inlines_as_a_conditional(inlinemod: ModuleType) -> None:
+    # late() is defined after its caller and returns early: still inlined.
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "late" not in twins["pick"].co_names
+    assert inlinemod.pick([4, 5], 1) == 6
+    assert inlinemod.pick([4, 5], -1) == 1
+
+
+def test_a_temporary_is_put_in_its_one_use(inlinemod: ModuleType) -> None:
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "via_temp" not in twins["use_temp"].co_names
+    assert inlinemod.use_temp([4, 5], 1) == 10
+    assert inlinemod.use_temp([4, 5], -1) == 208
+
+
+def test_chained_temporaries_inline_but_a_call_keeps_its_place(
+    inlinemod: ModuleType,
+) -> None:
+    twins = {fn.__name__: lean for fn, _, lean in runtime._lean if fn.__module__ == "inlinemod"}
+    assert "packed" not in twins["use_packed"].co_names
+    assert (inlinemod.use_packed(2), inlinemod.use_packed(-5)) == (27, -31)
+    # effect(3) runs before box[0] is read: moving it after would change that.
+    assert "use_late_effect" not in twins
+    assert inlinemod.use_late_effect([1]) == 4
+
+
+def test_a_local_name_hides_the_helper(inlinemod: ModuleType) -> None:
+    assert inlinemod.local_get([3, 1]) == 3
+
+
+def test_a_primitive_in_a_lean_module_keeps_its_checked_code() -> None:
+    from ghostswap.mm import swap_table
+
+    lean_fns = {fn for fn, _, _ in runtime._lean}
+    primitive = swap_table.__swap_table_get
+    assert primitive not in lean_fns
+    fast = runtime.fast_code_of(primitive)
+    runtime.install(CheckedRuntime(RunToCompletion()))
+    try:
+        assert primitive.__code__ is not fast
+    finally:
+        runtime.install(None)
+    assert primitive.__code__ is fast

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -233,9 +234,7 @@ class Machine:
         hooks.swapin_folio_free = self._swapin_folio_free
         hooks.memcg_charge_swapin = self._charge_swapin
         hooks.slot_free_notify = self._slot_free_notify
-        hooks.workingset_refault = lambda folio, shadow: workingset.workingset_refault(
-            self, folio, shadow
-        )
+        hooks.workingset_refault = partial(workingset.workingset_refault, self)
         self.replay_window = 8192  # the replay loop's classification window
         # Set by the replay loop while bulk hits are pending: applies them.
         self.sync_hits: Callable[[], None] = lambda: None
@@ -404,13 +403,16 @@ class Machine:
 
     def access(self, pid: int, page: int, write: bool) -> None:
         """One read or write of one page (faulting as needed)."""
-        mm = self.mm(pid)
+        mm = self.mms.get(pid)
         if mm is None:
-            self.vm_stats["events_skipped"] += 1
-            return
+            mm = self.mm(pid)  # first use, or a killed process
+            if mm is None:
+                self.vm_stats["events_skipped"] += 1
+                return
         if memory.handle_mm_fault(self, mm, page, write) == memory.VM_FAULT_OOM:
             self.oom_kill(mm)
-        self.run_deferred()
+        if self.zswap is not None:  # nothing is deferred without zswap
+            self.run_deferred()
 
     def map(self, pid: int, page: int, npages: int) -> None:
         mm = self.mm(pid)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.mm import swapfile, zswap
 from ghostswap.mm.content import BAD_TOKEN, ZERO_TOKEN
 from ghostswap.mm.folio import PG_dirty, PG_uptodate
@@ -51,6 +52,8 @@ def is_folio_zero_filled(vm: Machine, head: int, nr: int) -> bool:
     """Every page of the folio is zeros (its content token is ZERO_TOKEN,
     which is exactly when its bytes are all zero)."""
     tokens = vm.frames.token_mv
+    if nr == 1:
+        return tokens[head] == ZERO_TOKEN
     return all(tokens[head + i] == ZERO_TOKEN for i in range(nr))
 
 
@@ -174,3 +177,6 @@ def _read_failed(vm: Machine, head: int, nr: int) -> bool:
         tokens[head + i] = BAD_TOKEN
     vm.vm_stats["read_errors"] += nr
     return False
+
+
+compile_lean(globals())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ghostswap.kernel.bug import WARN
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.mm import swapfile
 from ghostswap.mm.folio import PG_dirty
 from ghostswap.mm.mm_types import (
@@ -143,3 +144,6 @@ def try_to_unmap(vm: Machine, head: int, folio: Folio) -> bool:
     for base in done:
         folio_remove_rmap(vm, head, base)
     return False
+
+
+compile_lean(globals())

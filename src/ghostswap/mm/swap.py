@@ -438,7 +438,8 @@ def __swap_offset_to_cluster(si: SwapInfo, offset: int) -> SwapClusterInfo | Non
 
 
 def __swap_entry_to_cluster(subsys: SwapSubsystem, entry: int) -> SwapClusterInfo | None:
-    return __swap_offset_to_cluster(__swap_entry_to_info(subsys, entry), entry & SWP_OFFSET_MASK)
+    si = __swap_entry_to_info(subsys, entry)
+    return __swap_offset_to_cluster(si, entry & SWP_OFFSET_MASK)
 
 
 def __swap_cluster_lock(si: SwapInfo, offset: int) -> SwapClusterInfo | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.mm import page_io
 from ghostswap.mm.folio import Folio, PG_locked, PG_readahead
 from ghostswap.mm.mm_types import PMD_NR, PTE_PRESENT, PTE_SWAP, Vma, pte_to_swp_entry
@@ -174,3 +175,6 @@ def swap_update_readahead(vm: Machine, folio: Folio, vma: Vma, page: int) -> Non
         vm.events["swap_ra_hit"] += 1
         if not vma_ra:
             vm.swapin_readahead_hits += 1
+
+
+compile_lean(globals())

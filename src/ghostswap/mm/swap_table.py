@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from ghostswap.kernel import runtime as _rt
 from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.rcu import rcu_dereference, rcu_read_lock, rcu_read_unlock
+from ghostswap.kernel.runtime import checked_twin
 from ghostswap.kernel.spinlock import lockdep_assert_held
 
 if TYPE_CHECKING:  # swap.py imports this module
@@ -222,10 +223,13 @@ def swp_tb_ptr_to_offset(swp_tb: int) -> int:
 
 def __swap_table_set(ci: SwapClusterInfo, off: int, swp_tb: int) -> None:
     """Set a slot. Context: ci.lock held."""
-    c = _rt.checked
-    if c is not None:
-        c.assert_held(ci.lock, ci.lock.name)
     ci.table[off] = swp_tb  # type: ignore[index]  # a locked in-use cluster has its table
+
+
+@checked_twin(__swap_table_set)
+def _swap_table_set_checked(ci: SwapClusterInfo, off: int, swp_tb: int) -> None:
+    _rt.checked.assert_held(ci.lock, ci.lock.name)  # type: ignore[union-attr]
+    ci.table[off] = swp_tb  # type: ignore[index]
 
 
 def __swap_table_xchg(ci: SwapClusterInfo, off: int, swp_tb: int) -> int:
@@ -239,10 +243,14 @@ def __swap_table_xchg(ci: SwapClusterInfo, off: int, swp_tb: int) -> int:
 
 def __swap_table_get(ci: SwapClusterInfo, off: int) -> int:
     """Read a slot under ci.lock or inside an RCU read section."""
-    c = _rt.checked
-    if c is not None:
-        c.rcu_dereference(f"{ci.lock.name}.table", c.holds(ci.lock))
     return ci.table[off]  # type: ignore[index]  # the caller holds the cluster
+
+
+@checked_twin(__swap_table_get)
+def _swap_table_get_checked(ci: SwapClusterInfo, off: int) -> int:
+    c = _rt.checked
+    c.rcu_dereference(f"{ci.lock.name}.table", c.holds(ci.lock))  # type: ignore[union-attr]
+    return ci.table[off]  # type: ignore[index]
 
 
 def swap_table_get(ci: SwapClusterInfo | None, off: int) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from math import isqrt
 from typing import TYPE_CHECKING
 
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.mm import page_io, swapfile, workingset
 from ghostswap.mm.folio import (
     Folio,
@@ -431,3 +432,6 @@ def reclaim_pages(vm: Machine, heads: list[int]) -> int:
     stat = {"nr_pageout": 0}
     vm.sync_hits()
     return shrink_folio_list(vm, heads, True, stat)
+
+
+compile_lean(globals())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ghostswap.kernel.lean import compile_lean
 from ghostswap.mm.mm_types import FL_ACTIVE, FL_WORKINGSET
 
 if TYPE_CHECKING:
@@ -87,3 +88,6 @@ def workingset_refault(vm: Machine, folio: Folio, shadow: int) -> None:
         vm.frames.flags_mv[head] |= FL_WORKINGSET
         vm.lru_note_cost(nr, 0)
         events["workingset_restore_anon"] += nr
+
+
+compile_lean(globals())
