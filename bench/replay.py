@@ -11,6 +11,9 @@ Prints, one per line::
                            first, so the 1% cold accesses are swap-ins
     swap ops/s: N          swap-outs plus swap-ins per second, swap-heavy
                            replay on a ghost device with the in-memory store
+    toy swap ops/s: N      the same trace through a bare toy swap loop (an
+                           OrderedDict LRU, a slot list, a dict store): the
+                           scale for the line above, and its ratio to it
     swap ops/s (zswap lz4): N   the same on a ghost device with zswap (real
                            compression, the seed's configuration)
     swap ops/s (file store): N  a swap file with the file store (real bytes,
@@ -34,6 +37,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -153,6 +157,59 @@ def bench_swap(events: int, swap: str, multiple: float = 4.0, **kw: object) -> f
     return ops / seconds
 
 
+def toy_swap_loop(events: int, multiple: float = 4.0) -> float:
+    """The same trace as :func:`bench_swap` through the least a swap can
+    do in CPython: an ``OrderedDict`` LRU, a free-slot list, a dict store,
+    a content check on each swap-in; no swap cache, clusters, counts,
+    memcg, shadows or rmap. Swap ops/s, the scale for the model's figure."""
+    ram = 1 << 13
+    chunks = swap_heavy_trace(int(multiple * ram), events, seed=2)
+    pages = int(multiple * ram)
+    pte = [0] * pages  # 1: resident; -(slot + 1): swapped out
+    tokens = [0] * pages
+    lru: OrderedDict[int, None] = OrderedDict()
+    free_slots = list(range(2 * pages, 0, -1))
+    store: dict[int, int] = {}
+    free_frames = ram
+    ops = 0
+    serial = 0
+
+    def fault(page: int) -> int:
+        nonlocal free_frames
+        out = 0
+        if not free_frames:
+            victim, _ = lru.popitem(last=False)
+            slot = free_slots.pop()
+            store[slot] = tokens[victim]
+            pte[victim] = -(slot + 1)
+            free_frames += 1
+            out = 1
+        free_frames -= 1
+        if pte[page] < 0:
+            slot = -pte[page] - 1
+            if store.pop(slot) != tokens[page]:
+                raise AssertionError("toy loop: contents differ")
+            free_slots.append(slot)
+            out += 1
+        pte[page] = 1
+        lru[page] = None
+        return out
+
+    for page in chunks[0]["page"].tolist():
+        fault(page)
+    start = time.perf_counter()
+    for chunk in chunks[1:]:
+        for page, op in zip(chunk["page"].tolist(), chunk["op"].tolist(), strict=True):
+            if pte[page] > 0:
+                lru.move_to_end(page)
+            else:
+                ops += fault(page)
+            if op == OP_WRITE:
+                serial += 1
+                tokens[page] = serial
+    return ops / (time.perf_counter() - start)
+
+
 def _rss_kib() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -214,7 +271,12 @@ def main() -> None:
     print(f"events/s (cold set swapped out): {rate:,.0f}")
     print(f"bare-loop ratio (cold set swapped out): {ratio:.2f}")
     print(f"hit ratio (cold set swapped out): {hit:.3f}, swap-ins while timed: {swapins:,}")
-    print(f"swap ops/s: {bench_swap(args.swap_events, 'ghost', ghost_store=True):,.0f}")
+    swap_ops = bench_swap(args.swap_events, "ghost", ghost_store=True)
+    print(f"swap ops/s: {swap_ops:,.0f}")
+    toy = toy_swap_loop(args.swap_events)
+    print(f"toy swap ops/s: {toy:,.0f}")
+    print(f"swap ops ratio to the toy loop: {swap_ops / toy:.3f} "
+          f"(the 100k target would be {100_000 / toy:.3f})")  # fmt: skip
     # zswap's pool is charged to the cgroup: the workload must fit compressed.
     zswap = bench_swap(args.swap_events // 2, "ghost", multiple=1.5, zswap=True,
                        zswap_compressor="lz4", zswap_max_pool_percent=100)  # fmt: skip
