@@ -101,3 +101,60 @@ def test_a_fork_whose_page_tables_do_not_fit_ooms():
         assert vm.mms == {}
         assert vm.memcg.current_pages() == 0
         assert vm.vm_stats["events_skipped"] == 2
+
+
+def test_fork_gives_the_child_pmd_and_pud_tables_with_no_pte_table_below():
+    with make_vm(ram_pages=2048, memcg_charge_batch=0) as vm:
+        run(vm, writes([0]), events([(1, "f", 0, PMD_NR)]))  # the PTE table goes
+        assert tables(vm) == (1, 1, 0)
+        run(vm, events([(1, "fork", 2, 0)]))
+        assert tables(vm, 2) == (1, 1, 0)  # copy_pud_range/copy_pmd_range
+        assert vm.memcg.pagetable_pages == 4
+
+
+def test_fork_copies_each_vma_with_its_flags():
+    with make_vm(ram_pages=2048, memcg_charge_batch=0) as vm:
+        run(vm, writes(range(PMD_NR)), events([(1, "huge", 0, 16), (1, "fork", 2, 0)]))
+        parent, child = vm.mms[1], vm.mms[2]
+        assert [(v.start, v.end, v.flags) for v in child.vmas] == [
+            (v.start, v.end, v.flags) for v in parent.vmas
+        ]
+        assert len(child.vmas) == 2
+        # Neither VMA covers the 2 MiB whole, in either process: both keep
+        # their (empty) PTE table after MADV_DONTNEED.
+        run(vm, events([(1, "f", 0, PMD_NR), (2, "f", 0, PMD_NR)]))
+        assert tables(vm, 1)[2] == tables(vm, 2)[2] == 1
+
+
+def test_a_fork_that_ooms_with_shared_folios_and_swap_entries_leaves_nothing_charged():
+    with make_vm(ram_pages=160, swap=("partition:8MiB",), memcg_charge_batch=0) as vm:
+        # 300 written pages: some stay resident, the rest go to swap; then
+        # reads of 100 more regions fill the cgroup with page tables.
+        run(vm, writes(range(300)), reads([(r + 1) * PMD_NR for r in range(100)]))
+        assert vm.events["pswpout"] > 0 and vm.mms[1].rss_anon > 0
+        run(vm, events([(1, "fork", 2, 0)]))
+        assert vm.events["oom_kill"] == 1
+        assert vm.mms == {}
+        assert vm.memcg.current_pages() == 0
+        assert sum(si.inuse_pages for si in vm.subsys.devices()) == 0
+
+
+def test_a_freed_table_goes_to_the_charge_stock():
+    with make_vm(ram_pages=2048) as vm:
+        run(vm, writes(range(PMD_NR + 1)))
+        stocked = vm.memcg.stocked_pages()
+        usage = vm.memcg.usage_pages
+        run(vm, events([(1, "unmap", PMD_NR, PMD_NR)]))
+        # The folio's uncharge goes to the counter, the table's to the stock.
+        assert vm.memcg.usage_pages == usage - 1
+        assert vm.memcg.stocked_pages() == stocked + 1
+        assert vm.memcg.pagetable_pages == 3
+
+
+def test_munmap_frees_a_pud_table_no_vma_needs():
+    with make_vm(ram_pages=2048, memcg_charge_batch=0) as vm:
+        run(vm, writes([0, PUD_SPAN]))
+        assert tables(vm) == (2, 2, 2)
+        run(vm, events([(1, "unmap", PUD_SPAN, PMD_NR)]))
+        assert tables(vm) == (1, 1, 1)
+        assert vm.memcg.pagetable_pages == 3

@@ -555,10 +555,18 @@ def copy_page_range(vm: Machine, parent: MmStruct, child: MmStruct) -> str | Non
     pt = vm.pt
     frames = vm.frames
     subsys = vm.subsys
-    for vma in parent.vmas:
-        child.map_range(vma.start, vma.end)
+    # dup_mmap copies each VMA as it is (vm_area_dup), flags and all.
+    child.set_vmas([vma.split(vma.start, vma.end) for vma in parent.vmas])
     clear = ~(PTE_WRITE | PTE_EXCL)
     try:
+        # copy_pud_range/copy_pmd_range give the child a PUD and a PMD
+        # table wherever the parent has one, even with no PTE table below.
+        for pud in sorted(parent.pud_tables):
+            if not __pud_alloc(vm, child, pud << (P4D_SHIFT - REGION_SHIFT)):
+                return "OOM"
+        for pmd in sorted(parent.pmd_tables):
+            if not __pmd_alloc(vm, child, pmd << (PUD_SHIFT - REGION_SHIFT)):
+                return "OOM"
         for region in sorted(parent.regions):
             pbase = pt.block(parent.pid, region, create=False)
             if pbase < 0:

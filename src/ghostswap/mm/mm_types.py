@@ -165,7 +165,7 @@ class MmStruct:
                 end = max(end, vma.end)
         new = Vma(start, end)
         keep.append(new)
-        self._set(keep)
+        self.set_vmas(keep)
         return new
 
     def madvise_range(self, start: int, end: int, set_flags: int, clear_flags: int) -> None:
@@ -174,7 +174,7 @@ class MmStruct:
         outside, inside = self._carve(start, end)
         for vma in inside:
             vma.flags = (vma.flags & ~clear_flags) | set_flags
-        self._set(outside + inside)
+        self.set_vmas(outside + inside)
 
     def _carve(self, start: int, end: int) -> tuple[list[Vma], list[Vma]]:
         """The VMAs cut at `start` and `end`: the pieces outside the range
@@ -192,7 +192,9 @@ class MmStruct:
                 outside.append(vma.split(end, vma.end))
         return outside, inside
 
-    def _set(self, vmas: list[Vma]) -> None:
+    def set_vmas(self, vmas: list[Vma]) -> None:
+        """Take `vmas` (disjoint) as this process's VMAs, sorted, with
+        adjacent ones of equal flags merged."""
         vmas.sort(key=lambda v: v.start)
         merged: list[Vma] = []
         for vma in vmas:
@@ -211,7 +213,7 @@ class MmStruct:
 
     def unmap_range(self, start: int, end: int) -> None:
         """Remove ``[start, end)``, splitting VMAs that straddle it."""
-        self._set(self._carve(start, end)[0])
+        self.set_vmas(self._carve(start, end)[0])
 
 
 class PageTables:
