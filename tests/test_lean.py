@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -57,21 +58,27 @@ compile_lean(globals())
 """
 
 
-@pytest.fixture
-def leanmod(tmp_path: Path) -> ModuleType:
-    path = tmp_path / "leanmod.py"
-    path.write_text(textwrap.dedent(SOURCE))
-    spec = importlib.util.spec_from_file_location("leanmod", path)
+def _load(tmp_path: Path, name: str, source: str) -> Iterator[ModuleType]:
+    """Import `source` as module `name` with the lean build on; forget its
+    twins afterwards."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["leanmod"] = module
+    sys.modules[name] = module
     runtime.set_debug_build(False)
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
-        del sys.modules["leanmod"]
-        runtime._lean[:] = [e for e in runtime._lean if e[0].__module__ != "leanmod"]
+        del sys.modules[name]
+        runtime._lean[:] = [e for e in runtime._lean if e[0].__module__ != name]
+
+
+@pytest.fixture
+def leanmod(tmp_path: Path) -> Iterator[ModuleType]:
+    yield from _load(tmp_path, "leanmod", SOURCE)
 
 
 def test_lean_twins_drop_lock_no_ops_asserts_and_debug_checks(leanmod: ModuleType) -> None:
@@ -248,20 +255,8 @@ compile_lean(globals())
 
 
 @pytest.fixture
-def inlinemod(tmp_path: Path) -> ModuleType:
-    path = tmp_path / "inlinemod.py"
-    path.write_text(textwrap.dedent(INLINE_SOURCE))
-    spec = importlib.util.spec_from_file_location("inlinemod", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["inlinemod"] = module
-    runtime.set_debug_build(False)
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules["inlinemod"]
-        runtime._lean[:] = [e for e in runtime._lean if e[0].__module__ != "inlinemod"]
+def inlinemod(tmp_path: Path) -> Iterator[ModuleType]:
+    yield from _load(tmp_path, "inlinemod", INLINE_SOURCE)
 
 
 def test_small_helpers_are_inlined_in_the_lean_twin(inlinemod: ModuleType) -> None:

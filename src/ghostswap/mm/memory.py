@@ -132,26 +132,24 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
     )
 
 
-def __pud_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
-    """``__pud_alloc``: the PUD table over `region` (512 GiB), charged."""
-    pud = region >> (P4D_SHIFT - REGION_SHIFT)
-    if pud in mm.pud_tables:
+def _alloc_table(vm: Machine, tables: set[int], index: int) -> bool:
+    """Make table `index` of `tables` if it is missing, charged."""
+    if index in tables:
         return True
     if not memcg_kmem_charge_page(vm):
         return False
-    mm.pud_tables.add(pud)
+    tables.add(index)
     return True
+
+
+def __pud_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
+    """``__pud_alloc``: the PUD table over `region` (512 GiB), charged."""
+    return _alloc_table(vm, mm.pud_tables, region >> (P4D_SHIFT - REGION_SHIFT))
 
 
 def __pmd_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
     """``__pmd_alloc``: the PMD table over `region` (1 GiB), charged."""
-    pmd = region >> (PUD_SHIFT - REGION_SHIFT)
-    if pmd in mm.pmd_tables:
-        return True
-    if not memcg_kmem_charge_page(vm):
-        return False
-    mm.pmd_tables.add(pmd)
-    return True
+    return _alloc_table(vm, mm.pmd_tables, region >> (PUD_SHIFT - REGION_SHIFT))
 
 
 def __pte_alloc(vm: Machine, mm: MmStruct, region: int) -> bool:
