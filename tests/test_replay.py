@@ -118,17 +118,21 @@ def test_progress_moves_within_a_chunk():
     assert seen == [1000, 2000, 3000]
 
 
-def _replay_page_by_page(vm, chunk):
-    """The reference: every access event one `Machine.access` per page."""
+def _replay_row_page_by_page(vm, row):
+    """The reference: an access event is one `Machine.access` per page."""
     from ghostswap.measure import replay as replay_mod
 
+    pid, op, page, npages = (int(row[k]) for k in ("pid", "op", "page", "npages"))
+    if op in (OP_READ, OP_WRITE):
+        for p in range(page, page + npages):
+            vm.access(pid, p, op == OP_WRITE)
+    else:
+        replay_mod._event(vm, pid, op, page, npages)
+
+
+def _replay_page_by_page(vm, chunk):
     for row in chunk:
-        pid, op, page, npages = (int(row[k]) for k in ("pid", "op", "page", "npages"))
-        if op in (OP_READ, OP_WRITE):
-            for p in range(page, page + npages):
-                vm.access(pid, p, op == OP_WRITE)
-        else:
-            replay_mod._event(vm, pid, op, page, npages)
+        _replay_row_page_by_page(vm, row)
     quiescent()
 
 
@@ -243,7 +247,6 @@ def test_samples_inside_a_part_see_the_machine_as_it_was_at_their_event():
 def test_samples_between_ranges_and_process_events_see_the_machine_as_it_was():
     """The same with range, fork, pageout, free and exit events in the part:
     a point is taken before the first such event at or after it."""
-    from ghostswap.measure import replay as replay_mod
 
     rows = [(1, "map", 0, 1024), (1, "w", 0, 300), (1, "fork", 2, 0), (2, "w", 10, 5)]
     rows += [(1, "r", p, 1) for p in range(0, 600, 7)]
@@ -257,12 +260,7 @@ def test_samples_between_ranges_and_process_events_see_the_machine_as_it_was():
         for i, row in enumerate(chunk):
             if i % 3 == 0:
                 want.append(_state(single, i))
-            pid, op, page, npages = (int(row[k]) for k in ("pid", "op", "page", "npages"))
-            if op in (OP_READ, OP_WRITE):
-                for p in range(page, page + npages):
-                    single.access(pid, p, op == OP_WRITE)
-            else:
-                replay_mod._event(single, pid, op, page, npages)
+            _replay_row_page_by_page(single, row)
             quiescent()
         want.append(_state(single, len(chunk)))
     assert len({s["pgfault"] for s in want}) > 20
