@@ -34,7 +34,7 @@ def test_static_device_layout() -> None:
     assert si.max == 1000 and si.pages == 999
     assert si.flags & SWP_BLKDEV and si.flags & SWP_SOLIDSTATE
     assert si.cluster_info is not None and len(si.cluster_info) == 2
-    first, last = si.cluster_info
+    first, last = si.cluster_info[0], si.cluster_info[1]
     assert first.table is not None and first.table[0] == SWP_TB_BAD
     # The tail past EOF (1000..1023) is masked bad; both clusters are nonfull.
     assert last.count == 2 * SWAPFILE_CLUSTER - 1000
@@ -47,8 +47,9 @@ def test_whole_clusters_start_free_without_tables() -> None:
     subsys = SwapSubsystem(RAM)
     si = swapon(subsys, "file", 4 * SWAPFILE_CLUSTER)
     assert si.cluster_info is not None
-    assert [ci.flags for ci in si.cluster_info[1:]] == [CLUSTER_FLAG_FREE] * 3
-    assert all(ci.table is None for ci in si.cluster_info[1:])
+    assert list(si.free_clusters) == [si.cluster_info[i] for i in (1, 2, 3)]
+    assert [si.cluster_info[i].flags for i in (1, 2, 3)] == [CLUSTER_FLAG_FREE] * 3
+    assert all(si.cluster_info[i].table is None for i in (1, 2, 3))
     assert not si.flags & SWP_BLKDEV
 
 

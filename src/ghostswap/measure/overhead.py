@@ -65,7 +65,8 @@ def device_overhead(si: SwapInfo, zswap_built: bool = True) -> DeviceOverhead:
         assert si.cluster_info_pool is not None
         clusters = [ci for _, ci in si.cluster_info_pool.items()]
     else:
-        clusters = list(si.cluster_info or [])
+        assert si.cluster_info is not None
+        clusters = si.cluster_info.made()
     tables = sum(1 for ci in clusters if ci.table is not None)
     memcg_tables = sum(1 for ci in clusters if ci.memcg_table is not None)
     extend_tables = sum(1 for ci in clusters if ci.extend_table is not None)
@@ -76,7 +77,8 @@ def device_overhead(si: SwapInfo, zswap_built: bool = True) -> DeviceOverhead:
         assert si.cluster_info_pool is not None
         parts["cluster_pool_xa_nodes"] = xa_nr_nodes(si.cluster_info_pool) * sizes.XA_NODE
     else:
-        parts["cluster_info"] = sizes.kvmalloc_size(len(clusters) * sizes.SWAP_CLUSTER_INFO)
+        assert si.cluster_info is not None
+        parts["cluster_info"] = sizes.kvmalloc_size(len(si.cluster_info) * sizes.SWAP_CLUSTER_INFO)
         parts["swap_extents"] = sizes.SWAP_EXTENT
     parts["swap_tables"] = tables * sizes.SWAP_TABLE
     parts["memcg_tables"] = memcg_tables * sizes.MEMCG_TABLE
@@ -108,4 +110,6 @@ def clusters_in_use(si: SwapInfo) -> int:
     if si.flags & SWP_GHOST:
         assert si.cluster_info_pool is not None
         return sum(1 for _, ci in si.cluster_info_pool.items() if ci.table is not None)
-    return sum(1 for ci in si.cluster_info or [] if ci.table is not None)
+    if si.cluster_info is None:
+        return 0
+    return sum(1 for ci in si.cluster_info.made() if ci.table is not None)

@@ -5,6 +5,8 @@ What must hold whenever no operation is in flight (a quiescent point):
 - a cluster is on a list exactly when its flag is not NONE, and on the list
   its flag names (``nonfull``/``frag`` of its own order);
 - a static cluster's table is gone exactly when it is FREE;
+- the free list's lazy run (clusters not made yet) lies inside the device
+  and past cluster 0, and each cluster of it that was made since is FREE;
 - every cluster's count equals its non-NULL slots, counts beyond the inline
   maximum sit in its extend table;
 - ``inuse_pages`` equals the used slots, ``nr_swap_pages`` the free ones;
@@ -19,6 +21,7 @@ What must hold whenever no operation is in flight (a quiescent point):
 from __future__ import annotations
 
 from ghostswap.kernel.bug import InvariantViolation
+from ghostswap.kernel.list import ListHead
 from ghostswap.kernel.slab import is_poisoned
 from ghostswap.mm.folio import PG_swapcache, mem_map
 from ghostswap.mm.swap import (
@@ -53,9 +56,9 @@ def _fail(si: SwapInfo, message: str) -> InvariantViolation:
     return InvariantViolation(f"swap{si.type} ({si.kind}): {message}")
 
 
-def _lists(si: SwapInfo) -> list[tuple[object, int, int | None]]:
+def _lists(si: SwapInfo) -> list[tuple[ListHead, int, int | None]]:
     """(list head, flag of its members, order or None)."""
-    heads: list[tuple[object, int, int | None]] = [
+    heads: list[tuple[ListHead, int, int | None]] = [
         (si.free_clusters, CLUSTER_FLAG_FREE, None),
         (si.full_clusters, CLUSTER_FLAG_FULL, None),
         (si.discard_clusters, CLUSTER_FLAG_DISCARD, None),
@@ -66,10 +69,23 @@ def _lists(si: SwapInfo) -> list[tuple[object, int, int | None]]:
     return heads
 
 
+def _listed(si: SwapInfo, head: ListHead, clusters: list[SwapClusterInfo]) -> list[SwapClusterInfo]:
+    """The members of `head` that exist: its explicit members and those of
+    its lazy run that were made (walking the whole run would make them all)."""
+    run = head.lazy
+    if run is None:
+        return list(head)
+    if not 0 < run.lo < run.hi <= (len(si.cluster_info) if si.cluster_info is not None else 0):
+        raise _fail(si, f"{head!r} has a lazy run [{run.lo}, {run.hi}) outside the device")
+    if any(not run.lo < i < run.hi for i in run.taken):
+        raise _fail(si, f"{head!r}: a cluster taken from the lazy run lies outside it")
+    return [ci for ci in clusters if run.holds(ci.index)] + list(head.explicit())
+
+
 def _check_lists(si: SwapInfo, clusters: list[SwapClusterInfo]) -> None:
     on_lists: set[int] = set()
     for head, flag, order in _lists(si):
-        for ci in head:  # type: ignore[attr-defined]
+        for ci in _listed(si, head, clusters):
             if is_poisoned(ci):
                 raise _fail(si, f"a freed cluster is on {head!r}")
             if ci.list is not head:
@@ -171,10 +187,14 @@ def _check_ghost_pool(si: SwapInfo) -> list[SwapClusterInfo]:
     return clusters
 
 
+def _static_clusters(si: SwapInfo) -> list[SwapClusterInfo]:
+    return si.cluster_info.made() if si.cluster_info is not None else []
+
+
 def check_device(si: SwapInfo) -> None:
     """Raise InvariantViolation if the device's state is inconsistent."""
     subsys = si.subsys
-    clusters = _check_ghost_pool(si) if si.flags & SWP_GHOST else list(si.cluster_info or [])
+    clusters = _check_ghost_pool(si) if si.flags & SWP_GHOST else _static_clusters(si)
     _check_lists(si, clusters)
     used = 0
     for ci in clusters:
@@ -205,7 +225,9 @@ def check_subsystem(subsys: SwapSubsystem) -> None:
         clusters = (
             [ci for _, ci in si.cluster_info_pool.items()]
             if si.cluster_info_pool is not None
-            else si.cluster_info or []
+            else si.cluster_info.made()
+            if si.cluster_info is not None
+            else []
         )
         for ci in clusters:
             if ci.table is not None:

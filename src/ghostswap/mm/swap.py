@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
+from typing import NoReturn
 
 from ghostswap.kernel.lean import compile_lean
 from ghostswap.kernel.list import ListHead
@@ -41,6 +42,7 @@ __all__ = [
     "SWAP_ENTRY_INVALID",
     "SWAP_NR_ORDERS",
     "ClusterFlag",
+    "SwapClusterArray",
     "SwapClusterInfo",
     "SwapClusterInfoDynamic",
     "SwapHooks",
@@ -184,6 +186,52 @@ class SwapClusterInfoDynamic(SwapClusterInfo):
         self.virtual_table: list[int] | None = None
 
 
+class SwapClusterArray(dict[int, SwapClusterInfo]):
+    """``si->cluster_info``: a static device's array of `nr` clusters.
+
+    The kernel allocates the whole array at swapon (``kvcalloc``) and puts
+    every empty cluster on the free list. Here a cluster object is made on
+    first use: until then it is empty, FREE and in the free list's lazy run
+    (:class:`ghostswap.kernel.list.LazyRun`), which keeps its place in list
+    order. Indexing makes it (a dict's ``__missing__``, so a cluster already
+    made costs one C-level lookup); :meth:`made` lists the ones made so far,
+    the only ones that can hold a table. ``len()`` is the whole array's, and
+    so is the kernel-equivalent size (``measure/overhead.py``).
+    """
+
+    __slots__ = ("free_list", "nr")
+
+    def __init__(self, nr: int, free_list: ListHead) -> None:
+        super().__init__()
+        self.nr = nr
+        self.free_list = free_list
+
+    def __len__(self) -> int:
+        return self.nr
+
+    def __iter__(self) -> NoReturn:
+        raise TypeError("index a SwapClusterArray or iterate made(): a whole pass makes them all")
+
+    def __missing__(self, index: int) -> SwapClusterInfo:
+        if not 0 <= index < self.nr:
+            raise IndexError(f"cluster {index} of {self.nr}")
+        ci = SwapClusterInfo(index)
+        run = self.free_list.lazy
+        if run is not None and run.holds(index):
+            ci.flags = CLUSTER_FLAG_FREE
+            ci.list = self.free_list
+        self[index] = ci
+        return ci
+
+    def get_made(self, index: int) -> SwapClusterInfo | None:
+        """The cluster at `index` if it was made, without making it."""
+        return self.get(index)
+
+    def made(self) -> list[SwapClusterInfo]:
+        """The clusters made so far, in index order."""
+        return [self[i] for i in sorted(self.keys())]
+
+
 class SwapHooks:
     """Where the swap model calls out to the layers above it.
 
@@ -322,7 +370,7 @@ class SwapInfo:
         self.inuse_pages = 0
         self.peak_inuse_pages = 0
         self.offlist = True  # SWAP_USAGE_OFFLIST_BIT
-        self.cluster_info: list[SwapClusterInfo] | None = None
+        self.cluster_info: SwapClusterArray | None = None
         self.cluster_info_pool: XArray | None = None
         self.free_clusters = ListHead(f"swap{type_}.free")
         self.full_clusters = ListHead(f"swap{type_}.full")

@@ -26,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ghostswap.errors import ConfigError
+from ghostswap.kernel import runtime as _rt
 from ghostswap.kernel.bug import KernelError
 from ghostswap.kernel.gfp import GFP_KERNEL
-from ghostswap.kernel.list import list_add_tail
+from ghostswap.kernel.list import LazyRun, list_add_tail
 from ghostswap.kernel.percpu import PerCpu
 from ghostswap.kernel.plist import plist_add, plist_del
 from ghostswap.kernel.rcu import rcu_read_lock, rcu_read_unlock, synchronize_rcu
@@ -56,6 +57,7 @@ from ghostswap.mm.swap import (
     SWP_USED,
     SWP_WRITEOK,
     X86_64_MAX_SWAPFILE_PAGES,
+    SwapClusterArray,
     SwapClusterInfo,
     SwapClusterInfoDynamic,
     SwapInfo,
@@ -150,20 +152,28 @@ def setup_swap_clusters_info(si: SwapInfo, maxpages: int) -> None:
         swap_cluster_setup_bad_slot(si, ci0, 0, False)
         return
     nr_clusters = -(-maxpages // SWAPFILE_CLUSTER)
-    cluster_info = [SwapClusterInfo(i) for i in range(nr_clusters)]
+    cluster_info = SwapClusterArray(nr_clusters, si.free_clusters)
     si.cluster_info = cluster_info
     if not si.flags & SWP_SOLIDSTATE:
         si.global_cluster = [SWAP_ENTRY_INVALID] * SWAP_NR_ORDERS
     swap_cluster_setup_bad_slot(si, cluster_info[0], 0, False)
     for offset in range(maxpages, nr_clusters * SWAPFILE_CLUSTER):
         swap_cluster_setup_bad_slot(si, cluster_info[offset // SWAPFILE_CLUSTER], offset, True)
-    for ci in cluster_info:
+    # In index order, as the kernel adds them: the header's cluster and a
+    # partial last one hold bad slots and go to nonfull[0]; every other
+    # cluster is empty and goes to the free list, as one lazy run.
+    made = cluster_info.made()
+    for ci in made:
         if ci.count:
             ci.flags = CLUSTER_FLAG_NONFULL
             list_add_tail(ci, si.nonfull_clusters[0])
         else:
             ci.flags = CLUSTER_FLAG_FREE
             list_add_tail(ci, si.free_clusters)
+    assert len(made) == 1 or (len(made) == 2 and made[1].count), "bad slots: last cluster only"
+    run_end = made[-1].index if len(made) > 1 else nr_clusters
+    if run_end > 1:
+        si.free_clusters.lazy = LazyRun(1, run_end, cluster_info.__getitem__)
 
 
 def _device_flags(kind: str, rotational: bool, discard: bool, large_entries: bool | None) -> int:
@@ -313,7 +323,16 @@ def wait_for_allocation(si: SwapInfo) -> None:
     it was, which unlocks NULL at the first cluster index not in the pool.
     """
     end = -(-si.max // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER
+    cluster_info = si.cluster_info
     for offset in range(0, end, SWAPFILE_CLUSTER):
+        # A static cluster never made was never locked; in fast mode, with
+        # one thread, locking it would do nothing but make it.
+        if (
+            _rt.checked is None
+            and cluster_info is not None
+            and cluster_info.get_made(offset // SWAPFILE_CLUSTER) is None
+        ):
+            continue
         ci = swap_cluster_lock(si, offset)
         swap_cluster_unlock(ci)  # type: ignore[arg-type]
 
@@ -321,7 +340,7 @@ def wait_for_allocation(si: SwapInfo) -> None:
 def find_next_to_unuse(si: SwapInfo, prev: int) -> int:
     """The next offset after `prev` whose slot is in use; 0 at the end."""
     for i in range(prev + 1, si.max):
-        if si.flags & SWP_GHOST and i % SWAPFILE_CLUSTER == 0 and _ghost_gap(si, i):
+        if i % SWAPFILE_CLUSTER == 0 and _cluster_gap(si, i):
             continue
         # The seed's RCU section: the ghost cluster found must not be freed
         # before its table is read.
@@ -333,10 +352,19 @@ def find_next_to_unuse(si: SwapInfo, prev: int) -> int:
     return 0
 
 
-def _ghost_gap(si: SwapInfo, offset: int) -> bool:
-    # The model's shortcut through missing ghost clusters; the kernel walks
-    # every offset and gets NULL from each missing cluster.
-    return __swap_offset_to_cluster(si, offset) is None
+def _cluster_gap(si: SwapInfo, offset: int) -> bool:
+    # The model's shortcut through clusters without slots in use: a missing
+    # ghost cluster and, in fast mode, a static one never made or without a
+    # table. The kernel walks every offset and reads NULL from each; checked
+    # mode keeps that walk for static devices, whose every read is a
+    # scheduling point the checker's schedules count on.
+    if si.flags & SWP_GHOST:
+        return __swap_offset_to_cluster(si, offset) is None
+    if _rt.checked is not None:
+        return False
+    assert si.cluster_info is not None
+    ci = si.cluster_info.get_made(offset // SWAPFILE_CLUSTER)
+    return ci is None or ci.table is None
 
 
 def try_to_unuse(si: SwapInfo) -> None:
@@ -363,8 +391,8 @@ def try_to_unuse(si: SwapInfo) -> None:
         )
 
 
-def free_swap_cluster_info(si: SwapInfo, cluster_info: list[SwapClusterInfo]) -> None:
-    for ci in cluster_info:
+def free_swap_cluster_info(si: SwapInfo, cluster_info: SwapClusterArray) -> None:
+    for ci in cluster_info.made():
         spin_lock(ci.lock)
         if ci.table is not None:
             swapfile.swap_cluster_assert_empty(ci, 0, SWAPFILE_CLUSTER, True)
