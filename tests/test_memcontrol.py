@@ -22,9 +22,9 @@ def test_a_charge_takes_a_batch_and_stocks_the_rest():
 
 
 def test_faults_run_the_counter_ahead_and_frees_uncharge_it_directly():
-    # 100 folios and three page tables (PUD, PMD, PTE); the stock rounds
-    # the counter up to whole batches.
-    for batch, current in ((MEMCG_CHARGE_BATCH, 128), (0, 103)):
+    # 100 folios and four page-table pages (PGD, PUD, PMD, PTE); the stock
+    # rounds the counter up to whole batches.
+    for batch, current in ((MEMCG_CHARGE_BATCH, 128), (0, 104)):
         with make_vm(ram_pages=1024, memcg_charge_batch=batch) as vm:
             run(vm, writes(range(100)))  # check_machine: folios + stock == counter
             assert vm.memcg.current_pages() == current, batch

@@ -18,16 +18,16 @@ def test_a_first_fault_charges_the_pud_pmd_and_pte_tables_it_needs():
     with make_vm(ram_pages=1024, memcg_charge_batch=0) as vm:
         run(vm, writes([5]))
         assert tables(vm) == (1, 1, 1)
-        assert vm.memcg.pagetable_pages == 3
-        assert vm.memcg.current_pages() == 4
+        assert vm.memcg.pagetable_pages == 1 + 3  # the PGD, made with the process
+        assert vm.memcg.current_pages() == 5
         run(vm, reads([PMD_NR + 1, 7]))  # a new PTE table; the same one again
         assert tables(vm) == (1, 1, 2)
         run(vm, reads([GIB]))  # a new PMD table and PTE table
         assert tables(vm) == (1, 2, 3)
         run(vm, reads([PUD_SPAN]))  # all three
         assert tables(vm) == (2, 3, 4)
-        assert vm.memcg.pagetable_pages == 9
-        assert vm.memcg.current_pages() == 10
+        assert vm.memcg.pagetable_pages == 1 + 9
+        assert vm.memcg.current_pages() == 11
 
 
 def test_dontneed_frees_a_pte_table_it_empties_whole_and_keeps_a_partial_one():
@@ -39,7 +39,7 @@ def test_dontneed_frees_a_pte_table_it_empties_whole_and_keeps_a_partial_one():
         run(vm, events([(1, "f", PMD_NR, PMD_NR)]))
         assert tables(vm) == (1, 1, 2)
         assert PMD_NR >> 9 not in vm.mms[1].regions
-        assert vm.memcg.pagetable_pages == 4
+        assert vm.memcg.pagetable_pages == 1 + 4
         assert vm.memcg.folio_pages() == 2 * PMD_NR - (PMD_NR - 1)
         # The freed table comes back, charged, on the next fault there.
         run(vm, reads([PMD_NR + 3]))
@@ -65,7 +65,7 @@ def test_munmap_frees_the_tables_no_vma_needs_any_more():
         assert tables(vm) == (1, 2, 3)
         run(vm, events([(1, "unmap", GIB, PMD_NR)]))  # the PMD table goes too
         assert tables(vm) == (1, 1, 2)
-        assert vm.memcg.pagetable_pages == 4
+        assert vm.memcg.pagetable_pages == 1 + 4
 
 
 def test_exit_uncharges_every_table_and_fork_charges_the_childs():
@@ -74,9 +74,9 @@ def test_exit_uncharges_every_table_and_fork_charges_the_childs():
         parent = tables(vm)
         run(vm, events([(1, "fork", 2, 0)]))
         assert tables(vm, 2) == parent
-        assert vm.memcg.pagetable_pages == 2 * sum(parent)
+        assert vm.memcg.pagetable_pages == 2 * (1 + sum(parent))  # each has its PGD
         run(vm, events([(1, "exit", 0, 0)]))
-        assert vm.memcg.pagetable_pages == sum(parent)
+        assert vm.memcg.pagetable_pages == 1 + sum(parent)
         run(vm, events([(2, "exit", 0, 0)]))
         assert vm.memcg.pagetable_pages == 0
         assert vm.memcg.current_pages() == 0
@@ -95,7 +95,7 @@ def test_reading_a_huge_untouched_range_fills_the_memcg_with_page_tables():
 def test_a_fork_whose_page_tables_do_not_fit_ooms():
     with make_vm(ram_pages=128, swap=(), memcg_charge_batch=0) as vm:
         run(vm, reads([r * PMD_NR for r in range(80)]))
-        assert vm.memcg.pagetable_pages == 82
+        assert vm.memcg.pagetable_pages == 1 + 82
         run(vm, events([(1, "fork", 2, 0), (2, "r", 0, 1), (1, "r", 0, 1)]))
         assert vm.events["oom_kill"] == 1
         assert vm.mms == {}
@@ -109,7 +109,7 @@ def test_fork_gives_the_child_pmd_and_pud_tables_with_no_pte_table_below():
         assert tables(vm) == (1, 1, 0)
         run(vm, events([(1, "fork", 2, 0)]))
         assert tables(vm, 2) == (1, 1, 0)  # copy_pud_range/copy_pmd_range
-        assert vm.memcg.pagetable_pages == 4
+        assert vm.memcg.pagetable_pages == 2 * (1 + 2)
 
 
 def test_fork_copies_each_vma_with_its_flags():
@@ -148,7 +148,7 @@ def test_a_freed_table_goes_to_the_charge_stock():
         # The folio's uncharge goes to the counter, the table's to the stock.
         assert vm.memcg.usage_pages == usage - 1
         assert vm.memcg.stocked_pages() == stocked + 1
-        assert vm.memcg.pagetable_pages == 3
+        assert vm.memcg.pagetable_pages == 1 + 3
 
 
 def test_munmap_frees_a_pud_table_no_vma_needs():
@@ -157,4 +157,20 @@ def test_munmap_frees_a_pud_table_no_vma_needs():
         assert tables(vm) == (2, 2, 2)
         run(vm, events([(1, "unmap", PUD_SPAN, PMD_NR)]))
         assert tables(vm) == (1, 1, 1)
-        assert vm.memcg.pagetable_pages == 3
+        assert vm.memcg.pagetable_pages == 1 + 3
+
+
+def test_a_process_whose_pgd_does_not_fit_is_killed_as_it_starts():
+    # Process 1's PGD, three tables and 60 folios fill the 64 pages with
+    # nothing reclaimable; process 2's first access needs its PGD (exec's
+    # mm_alloc) and cannot have it. Process 1 lives on.
+    with make_vm(ram_pages=64, swap=(), memcg_charge_batch=0) as vm:
+        run(vm, writes(range(60)))
+        assert vm.memcg.current_pages() == 64 and 1 in vm.mms
+        run(vm, events([(2, "w", 0, 1), (2, "w", 1, 1)]))
+        assert vm.events["oom_kill"] == 1
+        assert 2 not in vm.mms and 1 in vm.mms
+        assert vm.vm_stats["events_skipped"] == 2
+        assert vm.memcg.pagetable_pages == 1 + 3
+        run(vm, events([(1, "exit", 0, 0)]))
+        assert vm.memcg.current_pages() == 0

@@ -392,6 +392,9 @@ class Machine:
             if pid in self.killed:
                 return None
             mm = self.mms[pid] = MmStruct(pid)
+            if not memory.mm_alloc_pgd(self, mm):
+                self.oom_kill(mm)  # the exec that would start it fails
+                return None
         return mm
 
     def _check_range(self, page: int, npages: int) -> None:
@@ -481,7 +484,12 @@ class Machine:
             raise ConfigError(f"fork: pid {pid} forks a child pid {child_pid} that already exists")
         self.killed.discard(child_pid)
         child = self.mms[child_pid] = MmStruct(child_pid)
-        failed = memory.copy_page_range(self, parent, child)
+        # dup_mm: mm_init allocates the PGD before dup_mmap copies anything.
+        failed = (
+            memory.copy_page_range(self, parent, child)
+            if memory.mm_alloc_pgd(self, child)
+            else "OOM"
+        )
         if failed is not None:
             # dup_mmap failed: the half-built child is torn down and never
             # runs; its events are skipped like a killed process's.
@@ -494,6 +502,7 @@ class Machine:
         mm = self.mms.pop(pid, None)
         if mm is not None:
             memory.exit_mmap(self, mm)
+            memory.mm_free_pgd(self, mm)
 
     def oom_kill(self, mm: MmStruct) -> None:
         """The cgroup OOM killer: the faulting process dies (in a one-process

@@ -13,8 +13,9 @@ Page tables are charged to the memcg: ``__pte_alloc`` (with ``__pud_alloc``
 and ``__pmd_alloc`` above it) on the first fault in a 2 MiB region and for
 a fork's child; ``free_pgtables`` after munmap frees the tables no VMA
 needs any more; MADV_DONTNEED frees a PTE table it emptied whole
-(``CONFIG_PT_RECLAIM``, mm/pt_reclaim.c); exit frees them all. The PGD is
-not modelled.
+(``CONFIG_PT_RECLAIM``, mm/pt_reclaim.c); exit frees them all. The PGD,
+one page per process, is charged when the process is made and uncharged
+when its mm is dropped; P4D tables are folded into it (4-level paging).
 """
 
 from __future__ import annotations
@@ -130,6 +131,23 @@ def handle_mm_fault(vm: Machine, mm: MmStruct, page: int, write: bool) -> int:
         f"handle_mm_fault: pid {mm.pid} page {page:#x} ({'write' if write else 'read'}) "
         f"still faults after {FAULT_RETRIES} tries (a model bug)"
     )
+
+
+def mm_alloc_pgd(vm: Machine, mm: MmStruct) -> bool:
+    """``mm_alloc_pgd`` (kernel/fork.c): ``pgd_alloc`` takes one page with
+    ``GFP_PGTABLE_USER``, so it is charged to the memcg (order 0: no PTI on
+    this host's CPU). False if the charge fails: the fork or exec fails."""
+    if not memcg_kmem_charge_page(vm):
+        return False
+    mm.pgd = True
+    return True
+
+
+def mm_free_pgd(vm: Machine, mm: MmStruct) -> None:
+    """``mm_free_pgd`` at the last ``mmdrop``: the PGD page is uncharged."""
+    if mm.pgd:
+        mm.pgd = False
+        memcg_kmem_uncharge_page(vm)
 
 
 def _alloc_table(vm: Machine, tables: set[int], index: int) -> bool:

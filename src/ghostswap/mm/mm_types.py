@@ -122,6 +122,7 @@ class MmStruct:
 
     __slots__ = (
         "alive",
+        "pgd",
         "pid",
         "pmd_tables",
         "pud_tables",
@@ -139,6 +140,7 @@ class MmStruct:
         self.regions: set[int] = set()  # regions with a PTE block
         self.pmd_tables: set[int] = set()  # page >> PUD_SHIFT
         self.pud_tables: set[int] = set()  # page >> P4D_SHIFT
+        self.pgd = False  # the PGD page is allocated (and charged)
         self.rss_anon = 0
         self.rss_swapents = 0
         self.alive = True
