@@ -339,8 +339,14 @@ def wait_for_allocation(si: SwapInfo) -> None:
 
 def find_next_to_unuse(si: SwapInfo, prev: int) -> int:
     """The next offset after `prev` whose slot is in use; 0 at the end."""
-    for i in range(prev + 1, si.max):
+    # In fast mode a cluster with no slot in use is skipped whole; checked
+    # mode reads every offset but the first of a missing ghost cluster, the
+    # scheduling points its recorded schedules were made with.
+    step_over_gap = SWAPFILE_CLUSTER if _rt.checked is None else 1
+    i = prev + 1
+    while i < si.max:
         if i % SWAPFILE_CLUSTER == 0 and _cluster_gap(si, i):
+            i += step_over_gap
             continue
         # The seed's RCU section: the ghost cluster found must not be freed
         # before its table is read.
@@ -349,15 +355,15 @@ def find_next_to_unuse(si: SwapInfo, prev: int) -> int:
         rcu_read_unlock()
         if not swp_tb_is_null(swp_tb) and not swp_tb_is_bad(swp_tb):
             return i
+        i += 1
     return 0
 
 
 def _cluster_gap(si: SwapInfo, offset: int) -> bool:
-    # The model's shortcut through clusters without slots in use: a missing
-    # ghost cluster and, in fast mode, a static one never made or without a
-    # table. The kernel walks every offset and reads NULL from each; checked
-    # mode keeps that walk for static devices, whose every read is a
-    # scheduling point the checker's schedules count on.
+    # The cluster at `offset` has no slot in use: a missing ghost cluster
+    # and, in fast mode, a static one never made or without a table. The
+    # kernel walks every offset and reads NULL from each; checked mode keeps
+    # that walk for static devices.
     if si.flags & SWP_GHOST:
         return __swap_offset_to_cluster(si, offset) is None
     if _rt.checked is not None:
