@@ -154,3 +154,20 @@ def test_huge_static_device_makes_only_the_clusters_it_uses() -> None:
     swapoff(subsys, si)
     assert si.cluster_info is None and not any(f.swap for f in rest)
     assert [ci.index for ci in clusters.made()] == [0, 1, 2, 3, last]
+
+
+def test_membership_of_a_lazy_run_asks_the_member_where_it_is():
+    pair = Pair(0, 8)
+    stranger = Node(3)  # same index, on no list
+    assert pair.make(3) in pair.lazy and stranger not in pair.lazy
+    other = Pair(0, 8)
+    assert other.make(3) not in pair.lazy
+
+
+def test_an_empty_cluster_0_keeps_its_place_at_the_head_of_the_free_list():
+    # With a 12-bit si->max, 4096 pages wrap to 0: cluster 0 gets no header
+    # slot and is as free as the rest, first in index order.
+    subsys = SwapSubsystem(1 << 16, si_max_bits=12)
+    si = swapon(subsys, "partition", 4096)
+    assert si.cluster_info is not None
+    assert [ci.index for ci in si.free_clusters] == list(range(8))

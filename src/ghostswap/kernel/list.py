@@ -107,8 +107,10 @@ class ListHead:
         if item in self._members:
             return True
         run = self.lazy
+        if run is None or getattr(item, "list", None) is not self:
+            return False
         index = getattr(item, "index", None)
-        return run is not None and isinstance(index, int) and run.holds(index)
+        return isinstance(index, int) and run.holds(index)
 
     def __repr__(self) -> str:
         return f"<list {self.name} ({len(self)})>"

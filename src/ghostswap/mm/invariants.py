@@ -5,8 +5,8 @@ What must hold whenever no operation is in flight (a quiescent point):
 - a cluster is on a list exactly when its flag is not NONE, and on the list
   its flag names (``nonfull``/``frag`` of its own order);
 - a static cluster's table is gone exactly when it is FREE;
-- the free list's lazy run (clusters not made yet) lies inside the device
-  and past cluster 0, and each cluster of it that was made since is FREE;
+- the free list's lazy run (clusters not made yet) lies inside the device,
+  and each cluster of it that was made since is FREE;
 - every cluster's count equals its non-NULL slots, counts beyond the inline
   maximum sit in its extend table;
 - ``inuse_pages`` equals the used slots, ``nr_swap_pages`` the free ones;
@@ -75,7 +75,7 @@ def _listed(si: SwapInfo, head: ListHead, clusters: list[SwapClusterInfo]) -> li
     run = head.lazy
     if run is None:
         return list(head)
-    if not 0 < run.lo < run.hi <= (len(si.cluster_info) if si.cluster_info is not None else 0):
+    if not 0 <= run.lo < run.hi <= (len(si.cluster_info) if si.cluster_info is not None else 0):
         raise _fail(si, f"{head!r} has a lazy run [{run.lo}, {run.hi}) outside the device")
     if any(not run.lo < i < run.hi for i in run.taken):
         raise _fail(si, f"{head!r}: a cluster taken from the lazy run lies outside it")

@@ -160,20 +160,23 @@ def setup_swap_clusters_info(si: SwapInfo, maxpages: int) -> None:
     for offset in range(maxpages, nr_clusters * SWAPFILE_CLUSTER):
         swap_cluster_setup_bad_slot(si, cluster_info[offset // SWAPFILE_CLUSTER], offset, True)
     # In index order, as the kernel adds them: the header's cluster and a
-    # partial last one hold bad slots and go to nonfull[0]; every other
-    # cluster is empty and goes to the free list, as one lazy run.
+    # partial last one hold bad slots and go to nonfull[0]; every empty
+    # cluster goes to the free list, as one lazy run (cluster 0 too, in
+    # the odd case that it holds no header).
     made = cluster_info.made()
+    last = made[-1] if len(made) > 1 else None
+    assert len(made) <= 2 and (last is None or last.count), "bad slots: last cluster only"
+    run_start = 1 if made[0].count else 0
+    run_end = last.index if last is not None else nr_clusters
+    if run_end > run_start:
+        si.free_clusters.lazy = LazyRun(run_start, run_end, cluster_info.__getitem__)
     for ci in made:
         if ci.count:
             ci.flags = CLUSTER_FLAG_NONFULL
             list_add_tail(ci, si.nonfull_clusters[0])
-        else:
+        else:  # cluster 0, already made, stands in the run
             ci.flags = CLUSTER_FLAG_FREE
-            list_add_tail(ci, si.free_clusters)
-    assert len(made) == 1 or (len(made) == 2 and made[1].count), "bad slots: last cluster only"
-    run_end = made[-1].index if len(made) > 1 else nr_clusters
-    if run_end > 1:
-        si.free_clusters.lazy = LazyRun(1, run_end, cluster_info.__getitem__)
+            ci.list = si.free_clusters
 
 
 def _device_flags(kind: str, rotational: bool, discard: bool, large_entries: bool | None) -> int:
