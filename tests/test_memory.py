@@ -119,6 +119,29 @@ def test_oom_kills_the_process_when_nothing_can_be_reclaimed():
         assert vm.vm_stats["events_skipped"] == 40
 
 
+def test_the_oom_killer_takes_the_largest_process_not_the_faulting_one():
+    with make_vm(ram_pages=64, swap=(), memcg_charge_batch=0) as vm:
+        # Process 1: PGD, 3 tables, 40 folios; process 2: PGD, 3 tables and
+        # folios until the cgroup is full, then one more write faults.
+        run(vm, writes(range(40)), events([(2, "w", p, 1) for p in range(30)]))
+        assert vm.events["oom_kill"] == 1
+        assert 1 not in vm.mms  # badness 43 against process 2's 20
+        assert vm.mms[2].rss_anon == 30
+        assert vm.vm_stats["events_skipped"] == 0
+
+
+def test_on_equal_badness_the_oom_killer_takes_the_later_process():
+    with make_vm(ram_pages=64, swap=(), memcg_charge_batch=0) as vm:
+        # 2 PGDs, 6 tables and 2 x 28 folios fill the 64 pages; process 1's
+        # next write finds both at badness 31 and oom_evaluate_task keeps the
+        # later one it sees.
+        run(vm, writes(range(28)), events([(2, "w", p, 1) for p in range(28)]))
+        assert vm.memcg.current_pages() == 64
+        run(vm, writes([28]))
+        assert vm.events["oom_kill"] == 1
+        assert 2 not in vm.mms and vm.mms[1].rss_anon == 29
+
+
 def test_pages_beyond_the_address_space_are_refused():
     from ghostswap.errors import ConfigError
 

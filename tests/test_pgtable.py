@@ -160,17 +160,31 @@ def test_munmap_frees_a_pud_table_no_vma_needs():
         assert vm.memcg.pagetable_pages == 1 + 3
 
 
-def test_a_process_whose_pgd_does_not_fit_is_killed_as_it_starts():
+def test_a_new_process_whose_pgd_does_not_fit_starts_after_the_oom_killer_runs():
     # Process 1's PGD, three tables and 60 folios fill the 64 pages with
-    # nothing reclaimable; process 2's first access needs its PGD (exec's
-    # mm_alloc) and cannot have it. Process 1 lives on.
+    # nothing reclaimable. Process 2's first access needs its PGD (exec's
+    # mm_alloc): the OOM killer picks among the running processes, kills
+    # process 1, and process 2 starts.
     with make_vm(ram_pages=64, swap=(), memcg_charge_batch=0) as vm:
         run(vm, writes(range(60)))
         assert vm.memcg.current_pages() == 64 and 1 in vm.mms
         run(vm, events([(2, "w", 0, 1), (2, "w", 1, 1)]))
         assert vm.events["oom_kill"] == 1
-        assert 2 not in vm.mms and 1 in vm.mms
-        assert vm.vm_stats["events_skipped"] == 2
+        assert 1 not in vm.mms and vm.mms[2].rss_anon == 2
+        assert vm.vm_stats["events_skipped"] == 0
         assert vm.memcg.pagetable_pages == 1 + 3
-        run(vm, events([(1, "exit", 0, 0)]))
+        run(vm, events([(2, "exit", 0, 0)]))
         assert vm.memcg.current_pages() == 0
+
+
+def test_a_fork_that_runs_out_kills_the_largest_process_and_goes_on():
+    # Process 1 holds 60 folios; process 2 only page tables (30 regions
+    # read). Process 2's child needs 33 page-table pages that do not fit:
+    # the OOM killer takes process 1, the larger, and the fork succeeds.
+    with make_vm(ram_pages=128, swap=(), memcg_charge_batch=0) as vm:
+        run(vm, writes(range(60)), events([(2, "r", r * PMD_NR, 1) for r in range(30)]))
+        assert vm.memcg.current_pages() == 64 + 33
+        run(vm, events([(2, "fork", 3, 0)]))
+        assert vm.events["oom_kill"] == 1
+        assert 1 not in vm.mms and tables(vm, 3) == tables(vm, 2) == (1, 1, 30)
+        assert vm.memcg.current_pages() == 2 * 33

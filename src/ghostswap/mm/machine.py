@@ -392,9 +392,13 @@ class Machine:
             if pid in self.killed:
                 return None
             mm = self.mms[pid] = MmStruct(pid)
-            if not memory.mm_alloc_pgd(self, mm):
-                self.oom_kill(mm)  # the exec that would start it fails
-                return None
+            # exec's mm_alloc: the new mm is no task's yet, so the OOM
+            # killer picks among the others; with none left the exec fails.
+            while not memory.mm_alloc_pgd(self, mm):
+                if self.mem_cgroup_out_of_memory(exclude=mm) is None:
+                    self.killed.add(pid)
+                    self.exit(pid)
+                    return None
         return mm
 
     def _check_range(self, page: int, npages: int) -> None:
@@ -412,8 +416,12 @@ class Machine:
             if mm is None:
                 self.vm_stats["events_skipped"] += 1
                 return
-        if memory.handle_mm_fault(self, mm, page, write) == memory.VM_FAULT_OOM:
-            self.oom_kill(mm)
+        while memory.handle_mm_fault(self, mm, page, write) == memory.VM_FAULT_OOM:
+            # The charge failed after reclaim: the OOM killer runs, and the
+            # fault is taken again unless it killed this process.
+            victim = self.mem_cgroup_out_of_memory()
+            if victim is None or victim is mm:
+                break
         if self.zswap is not None:  # nothing is deferred without zswap
             self.run_deferred()
 
@@ -483,20 +491,28 @@ class Machine:
         if child_pid in self.mms or child_pid == pid:
             raise ConfigError(f"fork: pid {pid} forks a child pid {child_pid} that already exists")
         self.killed.discard(child_pid)
-        child = self.mms[child_pid] = MmStruct(child_pid)
-        # dup_mm: mm_init allocates the PGD before dup_mmap copies anything.
-        failed = (
-            memory.copy_page_range(self, parent, child)
-            if memory.mm_alloc_pgd(self, child)
-            else "OOM"
-        )
-        if failed is not None:
-            # dup_mmap failed: the half-built child is torn down and never
-            # runs; its events are skipped like a killed process's.
+        while True:
+            child = self.mms[child_pid] = MmStruct(child_pid)
+            # dup_mm: mm_init allocates the PGD before dup_mmap copies anything.
+            failed = (
+                memory.copy_page_range(self, parent, child)
+                if memory.mm_alloc_pgd(self, child)
+                else "OOM"
+            )
+            if failed is None:
+                return
+            # dup_mmap failed: the half-built child is torn down.
             self.exit(child_pid)
-            self.killed.add(child_pid)
-            if failed == "OOM":
-                self.oom_kill(parent)
+            if failed != "OOM":
+                break
+            # A charge failed: the OOM killer picks among the running
+            # processes (the child is not one yet); the fork goes on unless
+            # it killed the parent.
+            victim = self.mem_cgroup_out_of_memory()
+            if victim is None or victim is parent:
+                break
+        # The child never runs; its events are skipped like a killed process's.
+        self.killed.add(child_pid)
 
     def exit(self, pid: int) -> None:
         mm = self.mms.pop(pid, None)
@@ -504,9 +520,40 @@ class Machine:
             memory.exit_mmap(self, mm)
             memory.mm_free_pgd(self, mm)
 
+    def select_bad_process(self, exclude: MmStruct | None = None) -> MmStruct | None:
+        """``select_bad_process`` over the cgroup's processes (mm/oom_kill.c):
+        the highest ``oom_badness``, which is resident pages, swap entries and
+        page-table pages (``mm_pgtables_bytes``: PTE, PMD and PUD tables, not
+        the PGD) with ``oom_score_adj`` 0. On a tie the later process wins, as
+        in ``oom_evaluate_task``; processes are in the order they started."""
+        chosen = None
+        chosen_points = -1
+        for mm in self.mms.values():
+            if mm is exclude:
+                continue
+            points = (
+                mm.rss_anon
+                + mm.rss_swapents
+                + len(mm.regions)
+                + len(mm.pmd_tables)
+                + len(mm.pud_tables)
+            )
+            if points >= chosen_points:
+                chosen, chosen_points = mm, points
+        return chosen
+
+    def mem_cgroup_out_of_memory(self, exclude: MmStruct | None = None) -> MmStruct | None:
+        """The memcg OOM killer after a charge failed: kill the process
+        :meth:`select_bad_process` picks and return it (None if there is
+        none). Its memory is freed at once (the OOM reaper's work) and the
+        caller retries the charge, as ``try_charge_memcg`` does."""
+        victim = self.select_bad_process(exclude)
+        if victim is not None:
+            self.oom_kill(victim)
+        return victim
+
     def oom_kill(self, mm: MmStruct) -> None:
-        """The cgroup OOM killer: the faulting process dies (in a one-process
-        cgroup it is also the largest)."""
+        """Kill `mm`'s process: its memory is freed and its events skipped."""
         self.memcg.events["oom_kill"] += 1
         self.events["oom_kill"] += 1
         self.killed.add(mm.pid)
