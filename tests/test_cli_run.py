@@ -196,7 +196,8 @@ def test_run_with_no_arguments(tmp_path):
 def test_an_oom_kill_is_reported_not_hidden(tmp_path, capsys):
     assert main(["run", "--ram", "1MiB", "--workload", "seq:8MiB:1"]) == 0
     out = capsys.readouterr().out
-    assert "OOM-killed 1 process" in out and "page accesses were skipped" in " ".join(out.split())
+    text = " ".join(out.split())
+    assert "OOM-killed 1 process(es) (pid 1)" in text and "page accesses were skipped" in text
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,7 @@ def test_on_equal_badness_the_oom_killer_takes_the_later_process():
         run(vm, writes([28]))
         assert vm.events["oom_kill"] == 1
         assert 2 not in vm.mms and vm.mms[1].rss_anon == 29
+        assert vm.oom_victims == [2]
 
 
 def test_pages_beyond_the_address_space_are_refused():

@@ -253,7 +253,9 @@ def _print(result: dict[str, Any]) -> None:
     )
     kills = result["vmstat"].get("oom_kill", 0)
     if kills:
+        pids = ", ".join(str(pid) for pid in result["memcg"]["oom_victims"])
         out(
-            f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es); "
-            f"{result['vm']['events_skipped']:,} of their later page accesses were skipped[/]"
+            f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es) "
+            f"(pid {pids}); {result['vm']['events_skipped']:,} of their later page "
+            f"accesses were skipped[/]"
         )

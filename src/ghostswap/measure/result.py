@@ -117,6 +117,7 @@ def build_result(
             "peak_pages": vm.memcg.peak_pages,
             "pagetables_pages": vm.memcg.pagetable_pages,
             "events": dict(vm.memcg.events),
+            "oom_victims": list(vm.oom_victims),
         },
         "zswap": zswap,
         "vm": dict(vm.vm_stats),

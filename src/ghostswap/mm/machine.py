@@ -197,6 +197,7 @@ class Machine:
         )
         self.mms: dict[int, MmStruct] = {}
         self.killed: set[int] = set()
+        self.oom_victims: list[int] = []  # pids the OOM killer took, in order
         self.anon_cost = 0
         self.file_cost = 0
         self.nonresident_age = 0
@@ -554,6 +555,7 @@ class Machine:
 
     def oom_kill(self, mm: MmStruct) -> None:
         """Kill `mm`'s process: its memory is freed and its events skipped."""
+        self.oom_victims.append(mm.pid)
         self.memcg.events["oom_kill"] += 1
         self.events["oom_kill"] += 1
         self.killed.add(mm.pid)
