@@ -66,6 +66,7 @@ def device_overhead(si: SwapInfo, zswap_built: bool = True) -> DeviceOverhead:
         clusters = [ci for _, ci in si.cluster_info_pool.items()]
     else:
         assert si.cluster_info is not None
+        nr_static = len(si.cluster_info)
         clusters = si.cluster_info.made()
     tables = sum(1 for ci in clusters if ci.table is not None)
     memcg_tables = sum(1 for ci in clusters if ci.memcg_table is not None)
@@ -77,8 +78,7 @@ def device_overhead(si: SwapInfo, zswap_built: bool = True) -> DeviceOverhead:
         assert si.cluster_info_pool is not None
         parts["cluster_pool_xa_nodes"] = xa_nr_nodes(si.cluster_info_pool) * sizes.XA_NODE
     else:
-        assert si.cluster_info is not None
-        parts["cluster_info"] = sizes.kvmalloc_size(len(si.cluster_info) * sizes.SWAP_CLUSTER_INFO)
+        parts["cluster_info"] = sizes.kvmalloc_size(nr_static * sizes.SWAP_CLUSTER_INFO)
         parts["swap_extents"] = sizes.SWAP_EXTENT
     parts["swap_tables"] = tables * sizes.SWAP_TABLE
     parts["memcg_tables"] = memcg_tables * sizes.MEMCG_TABLE

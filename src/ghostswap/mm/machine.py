@@ -532,13 +532,7 @@ class Machine:
         for mm in self.mms.values():
             if mm is exclude:
                 continue
-            points = (
-                mm.rss_anon
-                + mm.rss_swapents
-                + len(mm.regions)
-                + len(mm.pmd_tables)
-                + len(mm.pud_tables)
-            )
+            points = mm.rss_anon + mm.rss_swapents + mm.nr_pgtables()
             if points >= chosen_points:
                 chosen, chosen_points = mm, points
         return chosen

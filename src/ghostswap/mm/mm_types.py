@@ -145,6 +145,11 @@ class MmStruct:
         self.rss_swapents = 0
         self.alive = True
 
+    def nr_pgtables(self) -> int:
+        """``mm_pgtables_bytes`` in pages: the PTE, PMD and PUD tables (the
+        PGD page is not counted, as in the kernel)."""
+        return len(self.regions) + len(self.pmd_tables) + len(self.pud_tables)
+
     def find_vma(self, page: int) -> Vma | None:
         i = bisect_right(self.vma_starts, page) - 1
         if i >= 0:

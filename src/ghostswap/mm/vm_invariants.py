@@ -73,7 +73,7 @@ def _check_pagetables(vm: Machine) -> None:
     tables = 0
     blocks = 0
     for mm in vm.mms.values():
-        tables += mm.pgd + len(mm.regions) + len(mm.pmd_tables) + len(mm.pud_tables)
+        tables += mm.pgd + mm.nr_pgtables()
         blocks += len(mm.regions)
         for region in mm.regions:
             if vm.pt.block(mm.pid, region, create=False) < 0:
