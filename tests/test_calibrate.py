@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ghostswap.calibrate import hostrun
-from ghostswap.calibrate.host import active_swaps, read_knob
+from ghostswap.calibrate.host import HostError, active_swaps, read_knob
 from ghostswap.calibrate.session import Calibration, model_config, run_calibration
 from ghostswap.cli.main import main
 from ghostswap.mm.machine import Machine
@@ -129,6 +129,26 @@ def test_a_compressor_the_kernel_lacks_is_refused_before_zswap_is_enabled(
     assert host_state() == before
 
 
+def test_a_host_oom_names_what_the_cgroup_still_held() -> None:
+    held = hostrun._describe_oom(
+        {"swapcached": 118 << 20, "active_anon": 120 << 20, "inactive_anon": 0, "rss": 0}
+    )
+    assert held == "; after the kill it still held swapcached 118 MiB, active_anon 120 MiB"
+    assert hostrun._describe_oom({"swapcached": 4096, "writeback": 0}) == ""
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not ROOT, reason="needs root")
+def test_a_host_oom_is_one_error_line_and_cleans_up(capsys: pytest.CaptureFixture[str]) -> None:
+    before = host_state()
+    argv = ["calibrate", "--workload", "seq:32MiB:1", "--ram", "8MiB", "--swap", "file:64KiB",
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "OOM-killed in its memory cgroup" in err and err.count("\n") == 1
+    assert host_state() == before
+
+
 def calibration(workload: str, swap: str, ram_mib: int = 128, **kw: object) -> Calibration:
     kind, _, size = swap.partition(":")
     return Calibration(
@@ -220,9 +240,18 @@ def test_zswap_store_and_writeback_match() -> None:
     next to nothing on both sides: a v6.18 worker walks one entry per try,
     gives up after 16 referenced ones, and the pressure shrinker sees no
     zswap memory in a v1 cgroup. So both must stay below 0.1% of zswpout
-    (a relative error of counts near zero means nothing)."""
-    rows = calibrate("seq:1GiB:2", "file:3072MiB", ram_mib=128, zswap="deflate",
-                     zswap_max_pool_percent=1)  # fmt: skip
+    (a relative error of counts near zero means nothing). A host OOM kill
+    skips the case, naming what the cgroup held."""
+    try:
+        rows = calibrate("seq:1GiB:2", "file:3072MiB", ram_mib=128, zswap="deflate",
+                         zswap_max_pool_percent=1)  # fmt: skip
+    except HostError as err:
+        if "OOM-killed" not in str(err):
+            raise
+        # Seen twice in some twenty runs: the host's v1 cgroup full of active
+        # swap-cache folios, reclaim finding nothing in 16 tries. The model
+        # takes no part in that, so there is nothing to compare.
+        pytest.skip(f"the host kernel OOM-killed the workload: {err}")
     for counter in ("zswpout", "pswpout"):
         error = rows[counter]["rel_error"]
         assert error is not None and abs(error) <= 0.20, (counter, rows[counter])  # type: ignore[arg-type]

@@ -220,6 +220,18 @@ def run_on_host(setup: HostSetup, replayer: Path, events: Path) -> HostResult:
     )
 
 
+def _describe_oom(stat: dict[str, int]) -> str:
+    """What the cgroup still holds once the victim's own memory is gone
+    (swap cache, LRU lists, writeback; v1 ``memory.stat`` names), in MiB;
+    empty when that is nothing."""
+    parts = [
+        f"{name} {stat[name] >> 20} MiB"
+        for name in ("swapcached", "active_anon", "inactive_anon", "writeback")
+        if stat.get(name, 0) >> 20
+    ]
+    return "; after the kill it still held " + ", ".join(parts) if parts else ""
+
+
 def _run_replayer(cgroup: MemCgroup, replayer: Path, events: Path) -> dict[str, float]:
     """Start the replayer inside `cgroup` (the shell joins it, then execs)."""
     script = 'echo $$ > "$1" && exec "$2" "$3"'
@@ -236,7 +248,10 @@ def _run_replayer(cgroup: MemCgroup, replayer: Path, events: Path) -> dict[str, 
         proc.wait()
         raise
     if proc.returncode == -9:
-        raise HostError("the workload was OOM-killed in its memory cgroup (limit too small?)")
+        raise HostError(
+            "the workload was OOM-killed in its memory cgroup (limit too small?)"
+            + _describe_oom(cgroup.stat())
+        )
     if proc.returncode not in (0, 3):
         raise HostError(f"the replayer failed ({proc.returncode}): {stderr.strip()[:300]}")
     result = {}
