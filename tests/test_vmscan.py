@@ -261,3 +261,47 @@ def test_madvise_pageout_leaves_young_ptes_young():
         (kept,) = [p for p in (0, 1) if present(vm, p)]
         assert vm.events["pgactivate"] == 1
         assert vm.pt.pte_mv[vm.pt.pti(1, kept, create=False)] & PTE_YOUNG
+
+
+def _large_folio_head(vm, page=0, pid=1):
+    from ghostswap.mm.mm_types import PTE_FRAME_SHIFT
+
+    value = vm.pt.pte_mv[vm.pt.pti(pid, page, create=False)]
+    head = value >> PTE_FRAME_SHIFT
+    assert vm.frames.order_mv[head] == 4
+    return head
+
+
+def _young_all(vm, pid=1, pages=range(16)):
+    for p in pages:
+        pti = vm.pt.pti(pid, p, create=False)
+        vm.pt.pte_mv[pti] |= PTE_YOUNG
+
+
+def test_a_large_folio_counts_one_reference_per_mapping():
+    # folio_referenced_one counts a VMA once, however many of the folio's
+    # PTEs in it are young: sixteen young PTEs of one mapping earn the
+    # second chance (KEEP), not activation; the next young look activates.
+    with make_vm(ram_pages=1024, mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(16)))
+        head = _large_folio_head(vm)
+        _young_all(vm)
+        assert vmscan.folio_check_references(vm, head, 16) == vmscan.FOLIOREF_KEEP
+        assert not any(vm.pt.pte_mv[vm.pt.pti(1, p, create=False)] & PTE_YOUNG for p in range(16))
+        assert vmscan.folio_check_references(vm, head, 16) == vmscan.FOLIOREF_RECLAIM
+        _young_all(vm, pages=[3])
+        assert vmscan.folio_check_references(vm, head, 16) == vmscan.FOLIOREF_KEEP
+        _young_all(vm, pages=[5, 9])
+        assert vmscan.folio_check_references(vm, head, 16) == vmscan.FOLIOREF_ACTIVATE
+
+
+def test_a_large_folio_young_in_two_mappings_is_activated():
+    with make_vm(ram_pages=1024, mthp=["64kB:always"]) as vm:
+        run(vm, writes(range(16)), events([(1, "fork", 2, 0)]))
+        head = _large_folio_head(vm)
+        _young_all(vm, pid=1, pages=[0])
+        _young_all(vm, pid=2, pages=[15])
+        assert vmscan.folio_referenced(vm, head, 16) == 2
+        _young_all(vm, pid=1, pages=[0])
+        _young_all(vm, pid=2, pages=[15])
+        assert vmscan.folio_check_references(vm, head, 16) == vmscan.FOLIOREF_ACTIVATE

@@ -70,7 +70,9 @@ def folio_remove_rmap(vm: Machine, head: int, base: int) -> int:
 
 
 def folio_referenced(vm: Machine, head: int, nr: int) -> int:
-    """Young PTEs over all mappings of the folio; clears them as it counts."""
+    """How many mappings of the folio have a young PTE; clears them all
+    (``folio_referenced_one`` counts a VMA once, however many of a large
+    folio's PTEs in it are young)."""
     frames = vm.frames
     first = frames.rmap_mv[head]
     if first < 0:
@@ -86,11 +88,13 @@ def folio_referenced(vm: Machine, head: int, nr: int) -> int:
         return 0
     referenced = 0
     for base in (first, *extra) if extra else (first,):
+        young = False
         for i in range(base, base + nr):
             value = pte[i]
             if value & PTE_YOUNG:
                 pte[i] = value & ~PTE_YOUNG
-                referenced += 1
+                young = True
+        referenced += young
     return referenced
 
 
