@@ -125,6 +125,14 @@ def test_config_file_sets_the_machine(tmp_path):
         ("[workload]\nseed = -1\n", 2, "workload.seed: -1 is negative"),
         ('[workload]\nspec = "seq:8MiB"\ntrace = "t.csv"\n', 3, "not both"),
         ('[machine]\n\nram = "3TiB"\n', 3, "above 2 TiB"),
+        # A top-level table given as something else.
+        ("# zswap\nzswap = 5\n", 2, "zswap must be one table"),
+        ("zswap = [1]\n", 1, "zswap must be one table"),
+        ('[[workload]]\nspec = "seq:8MiB"\n', 1, "workload must be one table"),
+        ("[[zswap]]\nenabled = false\n", 1, "zswap must be one table"),
+        ('workload = ["a"]\n', 1, "workload must be one table"),
+        ("machine = [1, 2]\n", 1, "machine must be one table"),
+        ('[machine]\nram = "64MiB"\n[machine.x]\ny = 1\n', 3, "machine.x: unknown field"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):

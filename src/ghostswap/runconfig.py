@@ -147,6 +147,8 @@ class _Source:
                     seen += 1
                     if seen == nth:
                         return f"{self.name}:{number}"
+                if table and name == f"{table}.{key}":
+                    return f"{self.name}:{number}"
                 if header.group(1) == "[[" and name == table:
                     seen += 1
                     in_table = seen == nth
@@ -185,9 +187,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         if table not in known:
             raise ConfigError(f"{src.where('', table)}: unknown table or key {table!r}")
     m = cfg.machine
-    machine = doc.get("machine", {})
-    if not isinstance(machine, dict):
-        raise ConfigError(f"{src.name}: [machine] must be a table")
+    machine = _table(src, doc, "machine")
     setters = {
         "ram": lambda v: setattr(m, "ram_pages", _ram_pages(v)),
         "swappiness": lambda v: setattr(m, "swappiness", v),
@@ -249,7 +249,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             texts.append(text)
         _set_swaps(cfg, specs, texts)
 
-    zswap = doc.get("zswap", {})
+    zswap = _table(src, doc, "zswap")
     zsetters = {
         "enabled": ("zswap", bool),
         "compressor": ("zswap_compressor", str),
@@ -274,7 +274,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             "zswap", "compressor", f"{m.zswap_compressor!r} is not one of {', '.join(COMPRESSORS)}"
         )
 
-    workload = doc.get("workload", {})
+    workload = _table(src, doc, "workload")
     if "spec" in workload and "trace" in workload:
         raise src.error("workload", "trace", "give spec or trace, not both")
     for key in workload:
@@ -306,6 +306,14 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             raise src.error("workload", key, "unknown field (spec, trace, seed, write_ratio, fill)")
         if src.name != DEFAULT_NAME:
             cfg.origins[key] = src.where("workload", key)
+
+
+def _table(src: _Source, doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """`doc[name]` if it is one table (``[name]``); empty if absent."""
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{src.where('', name)}: {name} must be one table [{name}]")
+    return value
 
 
 def _ram_pages(text: str) -> int:
