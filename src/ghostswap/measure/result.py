@@ -102,7 +102,7 @@ def build_result(
             mthp[f"{4 << order}kB"] = {k: stats[k] for k in MTHP_KEYS}
     zswap = vm.zswap.stats_dict() if vm.zswap is not None else None
     if vm.zswap is not None and zswap is not None:
-        zswap["peak_pool_bytes"] = vm.zswap.peak_bytes  # compressed bytes
+        zswap["peak_pool_bytes"] = vm.zswap.peak_pool_total_size()
         zswap["peak_stored_pages"] = vm.zswap.peak_entries
     return {
         "config": config,

@@ -161,6 +161,7 @@ class Zswap:
         self.total_bytes = 0
         self.peak_bytes = 0
         self.peak_entries = 0
+        self.incompressible = 0  # entries stored raw: debugfs stored_incompressible_pages
         self.reached_full = False
         self.stats = dict.fromkeys(STAT_NAMES, 0)
 
@@ -171,10 +172,15 @@ class Zswap:
         """debugfs ``pool_total_size``: pool pages in bytes."""
         return self.total_pages() * PAGE_SIZE
 
+    def peak_pool_total_size(self) -> int:
+        """The highest ``pool_total_size`` seen, in the same whole pages."""
+        return -(-self.peak_bytes // PAGE_SIZE) * PAGE_SIZE
+
     def stats_dict(self) -> dict[str, int]:
         out = dict(self.stats)
         out["pool_total_size"] = self.pool_total_size()
         out["stored_pages"] = len(self.entries)
+        out["stored_incompressible_pages"] = self.incompressible
         return out
 
 
@@ -184,6 +190,7 @@ def _erase(vm: Machine, zswap: Zswap, entry: int) -> bool:
         return False
     zswap.unreferenced.discard(entry)
     zswap.total_bytes -= len(data)
+    zswap.incompressible -= len(data) == PAGE_SIZE
     vm.memcg.zswap_bytes -= len(data)
     return True
 
@@ -224,9 +231,10 @@ def zswap_store(vm: Machine, folio: Folio, head: int) -> bool:
             # ghost writeback in zswap_writeback_entry (-EINVAL for SWP_GHOST),
             # not through that predicate, so a ghost entry is stored raw too.
             data = expand(tokens[head + i])
-            zswap.stats["stored_incompressible_pages"] += 1
+        zswap.incompressible += len(data) == PAGE_SIZE
         old = entries.pop(entry + i, None)
         if old is not None:
+            zswap.incompressible -= len(old) == PAGE_SIZE
             zswap.total_bytes -= len(old)
             vm.memcg.zswap_bytes -= len(old)
             zswap.unreferenced.discard(entry + i)
