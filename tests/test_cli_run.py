@@ -364,3 +364,21 @@ def test_a_short_run_plots_a_few_hundred_points():
     assert points[0] == 0 and points[-1] == total == result["timing"]["events"]
     assert 250 <= len(points) <= 350
     assert max(b - a for a, b in pairwise(points)) <= total // 250
+
+
+def test_outputs_that_are_the_runs_inputs_are_refused(tmp_path, capsys):
+    trace = tmp_path / "t.csv"
+    text = "pid,op,page,npages\n1,w,0,1\n"
+    trace.write_text(text)
+    assert (
+        main(["run", "--quiet", "--ram", "4MiB", "--trace", str(trace), "--json", str(trace)]) == 2
+    )
+    assert "that is an input of this run" in capsys.readouterr().err
+    page = tmp_path / "rep" / "report.html"
+    page.parent.mkdir()
+    page.write_text(text)
+    argv = ["run", "--quiet", "--ram", "4MiB", "--trace", str(page), "--report", str(page.parent)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "would overwrite the input" in err
+    assert trace.read_text() == text and page.read_text() == text

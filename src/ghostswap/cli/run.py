@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Any
 
 from rich.console import Console
@@ -155,6 +156,7 @@ def main(args: argparse.Namespace) -> int:
         check_output_dir(args.report, "--report")
     cfg = load_run_config(args.config)
     _overlay(cfg, args)
+    _refuse_to_overwrite_inputs(args, [args.config, cfg.trace])
     workload = resolve_workload(cfg)
     if args.madv_hugepage:
         workload = MadviseMapped(workload)
@@ -177,6 +179,21 @@ def main(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _refuse_to_overwrite_inputs(args: argparse.Namespace, inputs: list[str | None]) -> None:
+    """Refuse, before any work, a --json or --report file that is one of
+    the run's own inputs (the config file or the trace)."""
+    given = {os.path.realpath(p) for p in inputs if p}
+    if args.json and args.json != "-" and os.path.realpath(args.json) in given:
+        raise ConfigError(f"--json {args.json}: that is an input of this run")
+    if args.report and given:
+        from ghostswap.measure.report import REPORT_FILES
+
+        for name in REPORT_FILES:
+            target = os.path.join(args.report, name)
+            if os.path.realpath(target) in given:
+                raise ConfigError(f"--report {args.report}: would overwrite the input {target}")
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 
 from ghostswap.errors import ConfigError
 
-__all__ = ["PLOTS", "write_report"]
+__all__ = ["PLOTS", "REPORT_FILES", "write_report"]
 
 PLOTS = ("swap_used.png", "ghost_overhead.png", "fault_rate.png", "mthp_fallback.png")
+REPORT_FILES = (*PLOTS, "report.html")
 
 
 def _plots(samples: list[dict[str, float]], out: Path) -> list[Path]:
@@ -144,7 +145,7 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
     parts.append(_table("integrity", list(result["integrity"].items()), ("item", "value")))
     parts.append(_table("timing", list(result["timing"].items()), ("item", "value")))
     parts.append("</body></html>")
-    page = out / "report.html"
+    page = out / REPORT_FILES[-1]
     try:
         page.write_text("\n".join(parts))
     except OSError as err:
