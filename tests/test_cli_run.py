@@ -203,9 +203,13 @@ def test_run_with_no_arguments(tmp_path):
 
 def test_an_oom_kill_is_reported_not_hidden(tmp_path, capsys):
     assert main(["run", "--ram", "1MiB", "--workload", "seq:8MiB:1"]) == 0
-    out = capsys.readouterr().out
-    text = " ".join(out.split())
-    assert "OOM-killed 1 process(es) (pid 1)" in text and "page accesses were skipped" in text
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, however narrow the terminal
+    assert "OOM-killed 1 process(es) (pid 1)" in err and "page accesses were skipped" in err
+    # With the JSON on stdout the warning still reaches stderr.
+    assert main(["run", "--ram", "1MiB", "--workload", "seq:8MiB:1", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert "OOM-killed" in captured.err and json.loads(captured.out)["vmstat"]["oom_kill"] == 1
 
 
 @pytest.mark.parametrize(

@@ -171,6 +171,15 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"report: {page}")
     if not args.quiet and args.json != "-":
         _print(result)
+    kills = result["vmstat"].get("oom_kill", 0)
+    if kills and not args.quiet:
+        # On stderr, one line: it must survive --json - and a pipe.
+        pids = ", ".join(str(pid) for pid in result["memcg"]["oom_victims"])
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es) "
+            f"(pid {pids}); {result['vm']['events_skipped']:,} of their later page "
+            "accesses were skipped[/]"
+        )
     if result["integrity"]["mismatches"]:
         # On stderr: with --json - stdout holds nothing but the JSON.
         Console(stderr=True, highlight=False).print(
@@ -268,11 +277,3 @@ def _print(result: dict[str, Any]) -> None:
         f"integrity: {integ['verified_pages']:,} pages verified, {integ['mismatches']} mismatches; "
         f"{timing['events']:,} events in {timing['seconds']:.1f} s"
     )
-    kills = result["vmstat"].get("oom_kill", 0)
-    if kills:
-        pids = ", ".join(str(pid) for pid in result["memcg"]["oom_victims"])
-        out(
-            f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es) "
-            f"(pid {pids}); {result['vm']['events_skipped']:,} of their later page "
-            f"accesses were skipped[/]"
-        )
