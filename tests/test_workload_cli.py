@@ -57,6 +57,23 @@ def test_convert_round_trip(tmp_path: Path) -> None:
     assert meta["format"] == "lackey" and meta["coalesce"] is True
 
 
+def test_convert_to_a_gz_name_writes_gzip(tmp_path: Path) -> None:
+    import gzip
+
+    gst, csv = tmp_path / "a.gst.gz", tmp_path / "b.csv.gz"
+    assert main(["trace", "convert", "--quiet", str(SAMPLE), str(gst)]) == 0
+    assert main(["trace", "convert", "--quiet", str(gst), str(csv)]) == 0
+    for path in (gst, csv):
+        with gzip.open(path) as stream:
+            assert stream.read(1)  # a gzip stream, not the raw bytes
+    assert events(gst).tobytes() == events(csv).tobytes() == events_of_sample()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gst.gz", "b.csv.gz"]  # no temp files
+
+
+def events_of_sample() -> bytes:
+    return np.concatenate(list(open_trace(str(SAMPLE)).chunks())).tobytes()
+
+
 def test_convert_a_generator_keeps_its_fill(tmp_path: Path) -> None:
     out = tmp_path / "z.gst"
     argv = ["trace", "convert", "--quiet", "--fill", "text", "--seed", "2", "zipf:1MiB:1000"]

@@ -40,6 +40,7 @@ from ghostswap.workload.trace_common import (
     TraceOptions,
     TraceWorkload,
     first_invalid_event,
+    move_into_place,
     open_binary,
 )
 
@@ -204,7 +205,7 @@ class BinaryWriter:
         self._out.seek(0)
         self._write_header(self.count, exact=True)
         self._out.close()
-        os.replace(self._tmp, self.path)
+        move_into_place(self._tmp, self.path)
 
     def abort(self) -> None:
         self._out.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Protocol
@@ -40,6 +41,7 @@ __all__ = [
     "TraceWorkload",
     "first_invalid_event",
     "line_blocks",
+    "move_into_place",
     "open_binary",
     "read_head",
 ]
@@ -91,6 +93,23 @@ def open_binary(path: str) -> IO[bytes]:
     if raw.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     return raw
+
+
+def move_into_place(tmp: str, path: str) -> None:
+    """Rename the finished temporary file `tmp` to `path`, gzipping it on
+    the way if `path` ends in ``.gz`` (the readers take either)."""
+    if not path.endswith(".gz"):
+        os.replace(tmp, path)
+        return
+    packed = f"{tmp}.gz"
+    try:
+        with open(tmp, "rb") as src, gzip.open(packed, "wb", compresslevel=6) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(packed, path)
+    finally:
+        os.unlink(tmp)
+        if os.path.exists(packed):
+            os.unlink(packed)
 
 
 def read_head(path: str, size: int = 4096) -> bytes:

@@ -54,6 +54,7 @@ from ghostswap.workload.trace_common import (
     TraceOptions,
     TraceWorkload,
     line_blocks,
+    move_into_place,
 )
 
 __all__ = ["FORMAT", "HEADER", "CsvTrace", "parse_csv", "write_csv"]
@@ -261,7 +262,7 @@ def write_csv(chunks: Iterable[np.ndarray], path: str, meta: dict[str, Any] | No
             for events in chunks:
                 out.write(_format(events))
                 total += len(events)
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     except OSError as err:
         raise TraceError(f"{path}: cannot write: {err.strerror or err}") from None
     finally:
