@@ -386,3 +386,17 @@ def test_outputs_that_are_the_runs_inputs_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "would overwrite the input" in err
     assert trace.read_text() == text and page.read_text() == text
+
+
+def test_workload_options_a_trace_ignores_are_named(tmp_path, capsys):
+    trace = tmp_path / "t.csv"
+    trace.write_text("pid,op,page,npages\n1,w,0,1\n")
+    argv = ["run", "--ram", "4MiB", "--trace", str(trace), "--json", "-"]
+    assert main([*argv, "--seed", "5", "--write-ratio", "0.9"]) == 0
+    err = capsys.readouterr().err
+    assert "--seed and --write-ratio do not apply to a trace" in err
+    assert main([*argv, "--fill", "zero"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    argv = ["run", "--ram", "16MiB", "--workload", "thp-frag:4MiB:1", "--json", "-"]
+    assert main([*argv, "--write-ratio", "0"]) == 0
+    assert "--write-ratio does not apply to thp-frag" in capsys.readouterr().err

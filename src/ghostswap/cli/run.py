@@ -158,6 +158,7 @@ def main(args: argparse.Namespace) -> int:
     _overlay(cfg, args)
     _refuse_to_overwrite_inputs(args, [args.config, cfg.trace])
     workload = resolve_workload(cfg)
+    _warn_unused_options(args, cfg)
     if args.madv_hugepage:
         workload = MadviseMapped(workload)
     result, samples = run(cfg, workload, quiet=args.quiet or args.json == "-")
@@ -203,6 +204,23 @@ def _refuse_to_overwrite_inputs(args: argparse.Namespace, inputs: list[str | Non
             target = os.path.join(args.report, name)
             if os.path.realpath(target) in given:
                 raise ConfigError(f"--report {args.report}: would overwrite the input {target}")
+
+
+def _warn_unused_options(args: argparse.Namespace, cfg: RunConfig) -> None:
+    """Say which workload options given on the command line the workload
+    ignores: a trace has its own accesses (only --fill applies), and
+    thp-frag always writes, as the selftest does."""
+    unused = []
+    if cfg.trace and args.seed is not None:
+        unused.append("--seed")
+    if args.write_ratio is not None and (cfg.trace or cfg.workload.startswith("thp-frag")):
+        unused.append("--write-ratio")
+    if unused and not args.quiet:
+        what = "a trace" if cfg.trace else "thp-frag"
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[yellow]warning: {' and '.join(unused)} "
+            f"{'do' if len(unused) > 1 else 'does'} not apply to {what}[/]"
+        )
 
 
 def _print(result: dict[str, Any]) -> None:
