@@ -400,3 +400,17 @@ def test_workload_options_a_trace_ignores_are_named(tmp_path, capsys):
     argv = ["run", "--ram", "16MiB", "--workload", "thp-frag:4MiB:1", "--json", "-"]
     assert main([*argv, "--write-ratio", "0"]) == 0
     assert "--write-ratio does not apply to thp-frag" in capsys.readouterr().err
+
+
+def test_each_overhead_component_keeps_its_own_peak(monkeypatch):
+    # Components peak at different times: a snapshot at the total's peak
+    # would show a component's peak below its current value.
+    from ghostswap.measure import result as result_mod
+
+    points = iter([{"total": 10, "a": 8, "b": 2}, {"total": 9, "a": 3, "b": 6}])
+    monkeypatch.setattr(result_mod, "overhead_now", lambda vm: next(points))
+    tracker = result_mod.OverheadTracker()
+    tracker.update(None)
+    now = tracker.update(None)
+    assert tracker.peak == {"total": 10, "a": 8, "b": 6}
+    assert all(tracker.peak[k] >= v for k, v in now.items())

@@ -34,16 +34,20 @@ def overhead_now(vm: Machine) -> dict[str, int]:
 
 
 class OverheadTracker:
-    """Keeps the overhead at its (sampled) peak: the largest of the values
-    at the points :meth:`update` was called."""
+    """Keeps the overhead's (sampled) peaks: for each component and for the
+    total, the largest value at the points :meth:`update` was called.
+    Components peak at different times, so their peaks may add up to more
+    than the peak total."""
 
     def __init__(self) -> None:
         self.peak: dict[str, int] = {"total": 0}
 
     def update(self, vm: Machine) -> dict[str, int]:
         now = overhead_now(vm)
-        if now["total"] > self.peak["total"]:
-            self.peak = now
+        peak = self.peak
+        for name, value in now.items():
+            if value > peak.get(name, -1):
+                peak[name] = value
         return now
 
 
