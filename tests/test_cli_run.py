@@ -133,6 +133,7 @@ def test_config_file_sets_the_machine(tmp_path):
         ('workload = ["a"]\n', 1, "workload must be one table"),
         ("machine = [1, 2]\n", 1, "machine must be one table"),
         ('[machine]\nram = "64MiB"\n[machine.x]\ny = 1\n', 3, "machine.x: unknown field"),
+        ("[machine]\ncpus = 99999999999999999999\n", 2, "not a number of CPUs (1..8192)"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):
@@ -156,7 +157,8 @@ def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, word
         (["--mthp", "64kB:sometimes"], "mode"),
         (["--write-ratio", "150%"], "write-ratio"),
         (["--config", "/nonexistent.toml"], "cannot read"),
-        (["--cpus", "0"], "--cpus 0: must be at least 1"),
+        (["--cpus", "0"], "--cpus 0: must be in 1..8192"),
+        (["--cpus", "1000000"], "--cpus 1000000: must be in 1..8192"),
         (["--ram", "0"], "--ram 0: RAM must be at least 64 pages"),
         (["--swap", "file:-1GiB"], "'-1GiB' is not a size"),
         (["--swap", "zram:1GiB", "--swap", "file:4KiB"], "swap device 'file:4KiB': swapon:"),

@@ -268,6 +268,7 @@ def test_fork_rounds_use_new_pids() -> None:
         ("nosuch:1MiB", "unknown workload 'nosuch:1MiB'"),
         ("zipf:12XB:10", "unknown unit 'XB'"),
         ("zipf:1MiB", "missing ACCESSES"),
+        ("zipf:8MiB:1e30", "is more than 1e+12"),  # once a run without end
         ("seq:1MiB:1:2", "too many arguments"),
         ("zipf:1MiB:10:color=red", "unknown option 'color'"),
         ("zipf:1MiB:10:1.5", "strictly between 0 and 1"),

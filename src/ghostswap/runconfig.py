@@ -49,7 +49,7 @@ from typing import Any
 from ghostswap.config import SwapSpec, parse_swap_spec
 from ghostswap.errors import ConfigError
 from ghostswap.mm.content import FILL_KINDS
-from ghostswap.mm.machine import MachineConfig, check_ram_pages, parse_mthp
+from ghostswap.mm.machine import MAX_CPUS, MachineConfig, check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
 
@@ -218,8 +218,8 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             raise src.error("machine", key, str(err)) from None
     if m.store not in ("memory", "file"):
         raise src.error("machine", "store", f"{m.store!r} is not memory or file")
-    if m.nr_cpus < 1:
-        raise src.error("machine", "cpus", f"{m.nr_cpus} is not a number of CPUs (>= 1)")
+    if not 1 <= m.nr_cpus <= MAX_CPUS:
+        raise src.error("machine", "cpus", f"{m.nr_cpus} is not a number of CPUs (1..{MAX_CPUS})")
     if not 0 <= m.memcg_charge_batch <= 1024:
         raise src.error(
             "machine", "memcg_charge_batch", f"{m.memcg_charge_batch} is outside 0..1024"

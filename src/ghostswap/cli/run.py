@@ -29,7 +29,7 @@ from ghostswap.config import parse_swap_spec
 from ghostswap.errors import ConfigError, GhostswapError
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
-from ghostswap.mm.machine import check_ram_pages, parse_mthp
+from ghostswap.mm.machine import MAX_CPUS, check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
@@ -100,8 +100,8 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
     if args.store is not None:
         m.store = args.store
     if args.cpus is not None:
-        if args.cpus < 1:
-            raise ConfigError(f"--cpus {args.cpus}: must be at least 1")
+        if not 1 <= args.cpus <= MAX_CPUS:
+            raise ConfigError(f"--cpus {args.cpus}: must be in 1..{MAX_CPUS}")
         m.nr_cpus = args.cpus
     if args.seed is not None:
         cfg.seed = args.seed

@@ -57,6 +57,8 @@ __all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "check_ram_pages", "parse_m
 # hugepages-<size>kB for anonymous memory: 16 KiB (order 2) to 2 MiB (PMD).
 MTHP_SIZES = {f"{4 << order}kB": order for order in range(2, PMD_ORDER + 1)}
 MTHP_MODES = ("always", "inherit", "madvise", "never")
+# x86_64's largest CONFIG_NR_CPUS (with MAXSMP).
+MAX_CPUS = 8192
 
 # Each live machine's frames get their own PFN range in the shared mem_map:
 # slot k covers [k << 30, (k + 1) << 30). The swap table keeps 40 PFN bits,

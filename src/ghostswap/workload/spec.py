@@ -40,6 +40,11 @@ _COUNT = re.compile(r"^\s*(\d[\d_]*(?:\.\d+)?(?:[eE]\d+)?)\s*([kKmMgG]?)\s*$")
 _COUNT_FACTOR = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 
 
+# A trillion: days of replay at a million events a second, and far below
+# what the event arrays' 64-bit counters hold.
+MAX_COUNT = 10**12
+
+
 def parse_count(text: str, what: str = "count") -> int:
     """A non-negative whole number: ``1000``, ``1_000``, ``1e6``, ``10k``, ``5M``."""
     match = _COUNT.match(text)
@@ -49,6 +54,8 @@ def parse_count(text: str, what: str = "count") -> int:
     value = float(number.replace("_", "")) * _COUNT_FACTOR[suffix.lower()]
     if value != int(value):
         raise ConfigError(f"{what}: {text!r} is not a whole number")
+    if value > MAX_COUNT:
+        raise ConfigError(f"{what}: {text!r} is more than {MAX_COUNT:.0e}")
     return int(value)
 
 
