@@ -59,8 +59,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
         "--mthp",
         action="append",
         default=[],
-        metavar="SIZE:MODE",
-        help="an anonymous mTHP size and its mode, e.g. 64kB:always (repeatable)",
+        metavar="SIZE[:MODE]",
+        help="an anonymous mTHP size and its mode, e.g. 64kB:always; MODE defaults to "
+        "always (repeatable)",
     )
     parser.add_argument(
         "--madv-hugepage",

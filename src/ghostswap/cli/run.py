@@ -57,7 +57,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
         "zram:SIZE; options prio=N, rotational, discard, large, nolarge",
     )
     parser.add_argument(
-        "--mthp", action="append", metavar="SIZE:MODE", help="e.g. 64kB:always (repeatable)"
+        "--mthp",
+        action="append",
+        metavar="SIZE[:MODE]",
+        help="e.g. 64kB:always; MODE defaults to always (repeatable)",
     )
     parser.add_argument(
         "--zswap", action=argparse.BooleanOptionalAction, default=None, help="zswap on or off"
