@@ -112,7 +112,7 @@ def test_config_file_sets_the_machine(tmp_path):
         ('[workload]\nfill = "lorem"\n', 2, "fill"),
         ("[machine]\nbogus = 1\n", 2, "unknown field"),
         # The second [[swap]], not the first, is the one at fault.
-        (f'{SWAP_OK}[[swap]]\nkind = "zram"\nsize = "1GiB"\nprio = -7\n', 5, "prio"),
+        (f'{SWAP_OK}[[swap]]\nkind = "zram"\nsize = "1GiB"\nprio = -7\n', 7, "swap.prio"),
         (f'{SWAP_OK}[[swap]]\nkind = "zram"\nprio = "x"\n', 6, "prio"),
         (f'{SWAP_OK}[[swap]]\nsize = "1GiB"\n', 4, "needs a kind"),
         ('[machine]\nram = "4MiB"\n[machin]\n', 3, "unknown table"),
@@ -134,6 +134,10 @@ def test_config_file_sets_the_machine(tmp_path):
         ("machine = [1, 2]\n", 1, "machine must be one table"),
         ('[machine]\nram = "64MiB"\n[machine.x]\ny = 1\n', 3, "machine.x: unknown field"),
         ("[machine]\ncpus = 99999999999999999999\n", 2, "not a number of CPUs (1..8192)"),
+        # The field at fault in a [[swap]] table, not its kind.
+        ('[[swap]]\nkind = "zram"\nsize = "lots"\n', 3, "swap.size"),
+        ('[[swap]]\nkind = "zram"\nsize = "1GiB"\noptions = ["fast"]\n', 4, "swap.options"),
+        ('[[swap]]\nkind = "tape"\nsize = "1GiB"\n', 2, "swap.kind"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):

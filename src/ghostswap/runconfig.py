@@ -245,7 +245,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
             try:
                 specs.append(parse_swap_spec(text))
             except ConfigError as err:
-                raise src.error("swap", "kind", str(err), nth) from None
+                raise src.error("swap", _swap_culprit(item), str(err), nth) from None
             texts.append(text)
         _set_swaps(cfg, specs, texts)
 
@@ -342,6 +342,27 @@ def _swap_table_text(src: _Source, item: Any, nth: int) -> str:
         raise src.error("swap", "options", "expected a list of strings", nth)
     parts.extend(str(o) for o in options)
     return ":".join(parts)
+
+
+def _swap_culprit(item: Any) -> str:
+    """The field of a ``[[swap]]`` table whose value the device spec refused:
+    its kind, else its size, else its prio, else its options."""
+    if not isinstance(item, dict):
+        return "kind"
+    kind = str(item["kind"])
+    steps = [("kind", kind)]
+    if "size" in item:
+        steps.append(("size", f"{kind}:{item['size']}"))
+    if "prio" in item:
+        steps.append(("prio", f"{steps[-1][1]}:prio={item['prio']}"))
+    for key, text in steps:
+        try:
+            parse_swap_spec(text)
+        except ConfigError as err:
+            # A kind that needs a size is not wrong for lacking one here.
+            if key != "kind" or "needs a size" not in str(err):
+                return key
+    return "options"
 
 
 def _set_swaps(cfg: RunConfig, specs: list[SwapSpec], texts: list[str]) -> None:
