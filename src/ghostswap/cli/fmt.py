@@ -26,12 +26,15 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "console",
+    "err_console",
     "make_table",
     "progress_bar",
     "write_json",
 ]
 
 console = Console(highlight=False)
+# Warnings: on stderr, one unwrapped line each, so pipes and --json - keep them.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:

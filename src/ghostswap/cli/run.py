@@ -15,13 +15,12 @@ import math
 import os
 from typing import Any
 
-from rich.console import Console
-
 from ghostswap.cli.fmt import (
     bytes_cell,
     check_output_dir,
     check_output_file,
     console,
+    err_console,
     make_table,
     write_json,
 )
@@ -177,16 +176,15 @@ def main(args: argparse.Namespace) -> int:
         _print(result)
     kills = result["vmstat"].get("oom_kill", 0)
     if kills and not args.quiet:
-        # On stderr, one line: it must survive --json - and a pipe.
         pids = ", ".join(str(pid) for pid in result["memcg"]["oom_victims"])
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
+        err_console.print(
             f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es) "
             f"(pid {pids}); {result['vm']['events_skipped']:,} of their later page "
             "accesses were skipped[/]"
         )
     if result["integrity"]["mismatches"]:
         # On stderr: with --json - stdout holds nothing but the JSON.
-        Console(stderr=True, highlight=False).print(
+        err_console.print(
             f"[bold red]integrity: {result['integrity']['mismatches']} pages came back "
             "different from what was written[/]"
         )
@@ -220,7 +218,7 @@ def _warn_unused_options(args: argparse.Namespace, cfg: RunConfig) -> None:
         unused.append("--write-ratio")
     if unused and not args.quiet:
         what = "a trace" if cfg.trace else "thp-frag"
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
+        err_console.print(
             f"[yellow]warning: {' and '.join(unused)} "
             f"{'do' if len(unused) > 1 else 'does'} not apply to {what}[/]"
         )
