@@ -1,3 +1,4 @@
+import gzip
 import json
 from itertools import pairwise
 
@@ -236,13 +237,13 @@ def test_machine_fields_out_of_range_name_file_and_line(tmp_path, capsys, field,
     assert f"{cfg}:2: {message}" in err and err.count("\n") == 1
 
 
-def test_a_fork_of_an_existing_pid_names_the_trace_and_the_event(tmp_path, capsys):
+def test_a_fork_of_an_existing_pid_names_the_trace_and_the_line(tmp_path, capsys):
     trace = tmp_path / "forks.csv"
     trace.write_text("pid,op,page,npages\n1,w,0,1\n1,fork,2,0\n2,r,0,1\n1,fork,2,0\n")
     assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(trace)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "forks.csv: event 3:" in err and "pid 1 forks a child pid 2" in err
+    assert f"{trace}:5: fork: pid 1 forks a child pid 2 that already exists" in err
 
 
 def test_every_vmstat_event_the_machine_counts_is_reported(tmp_path):
@@ -271,7 +272,7 @@ def test_every_vmstat_event_the_machine_counts_is_reported(tmp_path):
         (["1,w,0,1", "1,fork,4294967295,0"], 1, "child pid 4294967295 is not below"),
     ],
 )
-def test_an_event_the_machine_cannot_hold_names_the_trace_and_the_event(
+def test_an_event_the_machine_cannot_hold_names_the_trace_and_the_line(
     tmp_path, capsys, rows, index, words
 ):
     trace = tmp_path / "far.csv"
@@ -279,7 +280,34 @@ def test_an_event_the_machine_cannot_hold_names_the_trace_and_the_event(
     assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(trace)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert f"far.csv: event {index}:" in err and words in err
+    assert f"{trace}:{index + 2}: " in err and words in err
+    # The binary form of the same trace has no lines: its record number.
+    binary = tmp_path / "far.gst"
+    assert main(["trace", "convert", str(trace), str(binary)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--quiet", "--ram", "4MiB", "--trace", str(binary)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{binary}: event {index}: " in err and words in err
+
+
+def test_the_line_of_a_refused_event_counts_comments_blank_lines_and_added_madvises(
+    tmp_path, capsys
+):
+    # Events before the bad one in several blocks and parts, with comment
+    # and blank lines between, and a mapping that --madv-hugepage follows
+    # with an added event: the error still names the bad event's own line.
+    rows = ["pid,op,page,npages", "# made by hand", "1,map,0,64", ""]
+    rows += [f"1,w,{i % 64},1" for i in range(140_000)] + ["", "# the bad one:", "1,fork,1,0"]
+    trace = tmp_path / "bad.csv.gz"
+    with gzip.open(trace, "wt") as f:
+        f.write("\n".join(rows) + "\n")
+    bad_line = len(rows)
+    for extra in ([], ["--madv-hugepage"]):
+        argv = ["run", "--quiet", "--ram", "64MiB", "--trace", str(trace), *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        assert f"{trace}:{bad_line}: fork: pid 1 forks a child pid 1" in err, err
 
 
 @pytest.mark.parametrize("blocked", ["report.html", PLOTS[0]])

@@ -67,3 +67,6 @@ class ChunkWorkload:
 
     def chunks(self) -> Iterator[np.ndarray]:
         yield from self._chunks
+
+    def locate(self, index: int) -> str:
+        return f"{self.name}: event {index:,}"

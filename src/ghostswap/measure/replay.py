@@ -404,9 +404,8 @@ def replay(
             try:
                 replay_chunk(vm, part, timeline)
             except EventError as err:
-                raise ConfigError(
-                    f"{workload.name}: event {result.events + err.index:,}: {err.message}"
-                ) from None
+                where = workload.locate(result.events + err.index)
+                raise ConfigError(f"{where}: {err.message}") from None
             result.events += len(part)
             quiescent()
             if progress is not None:

@@ -92,3 +92,7 @@ class Workload(Protocol):
 
     def chunks(self) -> Iterator[np.ndarray]:
         """The events, in order, as arrays of EVENT_DTYPE."""
+
+    def locate(self, index: int) -> str:
+        """Where event `index` (counted from 0 over all chunks) comes from,
+        for an error message: ``FILE:LINE`` for a text trace."""

@@ -136,6 +136,9 @@ class Generator:
     def total_events(self) -> int:
         raise NotImplementedError
 
+    def locate(self, index: int) -> str:
+        return f"{self.name}: event {index:,}"
+
     def chunks(self) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(self.seed)
         for events in self._generate(rng):

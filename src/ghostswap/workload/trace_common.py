@@ -225,6 +225,10 @@ class TraceWorkload:
     def total_events(self) -> int | None:
         return None
 
+    def locate(self, index: int) -> str:
+        """A binary trace's event number is its record number."""
+        return f"{self.path}: event {index:,}"
+
     def chunks(self) -> Iterator[np.ndarray]:
         with open_binary(self.path) as stream:
             yield from self._read(stream)

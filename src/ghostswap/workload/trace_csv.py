@@ -55,6 +55,7 @@ from ghostswap.workload.trace_common import (
     TraceWorkload,
     line_blocks,
     move_into_place,
+    open_binary,
 )
 
 __all__ = ["FORMAT", "HEADER", "CsvTrace", "parse_csv", "write_csv"]
@@ -86,6 +87,13 @@ class CsvTrace(TraceWorkload):
     def _read(self, stream: IO[bytes]) -> Iterator[np.ndarray]:
         return parse_csv(stream, self.path)
 
+    def locate(self, index: int) -> str:
+        """``FILE:LINE`` of event `index` (one event a line). Only errors the
+        machine finds, not the reader, need it, so the file is read again."""
+        with open_binary(self.path) as stream:
+            line = event_line(stream, self.path, index)
+        return super().locate(index) if line is None else f"{self.path}:{line}"
+
 
 def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
     """The events of the CSV trace in `stream`; errors say ``label:LINE: ...``."""
@@ -112,6 +120,31 @@ def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
             yield events
     if not header_seen:
         raise TraceError(f"{label}:1: empty trace: expected the header line {HEADER}")
+
+
+def event_line(stream: IO[bytes], label: str, index: int) -> int | None:
+    """The line number of event `index` of the CSV trace in `stream`, or
+    None if it has fewer events."""
+    seen = 0
+    header_seen = False
+    for block in line_blocks(stream, label):
+        data: bytes | None = block.data.removeprefix(UTF8_BOM)
+        first_line = block.first_line
+        if not header_seen:
+            assert data is not None
+            data, first_line = _skip_header(data, first_line, label)
+            if data is None:
+                continue
+            header_seen = True
+        assert data is not None
+        for i, raw in enumerate(data.split(b"\n")[:-1]):
+            stripped = raw.strip()
+            if not stripped or stripped.startswith(b"#"):
+                continue
+            if seen == index:
+                return first_line + i
+            seen += 1
+    return None
 
 
 def _skip_header(data: bytes, first_line: int, label: str) -> tuple[bytes | None, int]:

@@ -34,6 +34,19 @@ class MadviseMapped:
         # without reading the stream.
         return None
 
+    def locate(self, index: int) -> str:
+        """Where the inner event behind event `index` comes from (an added
+        madvise comes from its mapping)."""
+        out = inner = 0
+        for chunk in self.inner.chunks():
+            maps = np.flatnonzero(chunk["op"] == OP_MAP)
+            if index < out + len(chunk) + len(maps):
+                source = np.insert(np.arange(len(chunk)), maps + 1, maps)
+                return self.inner.locate(inner + int(source[index - out]))
+            out += len(chunk) + len(maps)
+            inner += len(chunk)
+        return self.inner.locate(inner + index - out)
+
     def chunks(self) -> Iterator[np.ndarray]:
         for chunk in self.inner.chunks():
             maps = np.flatnonzero(chunk["op"] == OP_MAP)
