@@ -139,6 +139,11 @@ def test_config_file_sets_the_machine(tmp_path):
         ('[[swap]]\nkind = "zram"\nsize = "lots"\n', 3, "swap.size"),
         ('[[swap]]\nkind = "zram"\nsize = "1GiB"\noptions = ["fast"]\n', 4, "swap.options"),
         ('[[swap]]\nkind = "tape"\nsize = "1GiB"\n', 2, "swap.kind"),
+        # An inline table's key is found on its line.
+        ('# m\nmachine = {swappiness = 60, ram = "x"}\n', 2, "machine.ram"),
+        ('[machine]\nstore = "file"\nstore_dir = "/nonexistent/d"\n', 3, "not a directory"),
+        # Two ways to give the swap devices in one file: neither silently wins.
+        (f'[machine]\nswap = ["zram:1GiB"]\n{SWAP_OK}', 3, "both set the swap devices"),
     ],
 )
 def test_bad_config_fields_name_file_and_line(tmp_path, capsys, text, line, words):

@@ -15,7 +15,7 @@ The TOML file::
     mthp = ["64kB:always"]    # as hugepages-<size>kB/enabled
     memcg_charge_batch = 64   # MEMCG_CHARGE_BATCH; 0 charges exactly (no per-CPU stock)
 
-    [[swap]]                  # repeatable; or: swap = ["ghost:8x", ...] in [machine]
+    [[swap]]                  # repeatable; or (not both): swap = [...] in [machine]
     kind = "ghost"            # ghost | file | partition | zram
     size = "8x"               # a size, or N x RAM for ghost
     prio = 10
@@ -40,6 +40,7 @@ A field that does not parse ends in one error naming the file and line.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -160,6 +161,11 @@ class _Source:
         for number, line in enumerate(self.lines, 1):
             if pattern.match(line):
                 return f"{self.name}:{number}"
+        # A key of an inline table: machine = {ram = "1GiB"}
+        inline = re.compile(rf"[{{,]\s*\"?{re.escape(key)}\"?\s*=")
+        for number, line in enumerate(self.lines, 1):
+            if inline.search(line):
+                return f"{self.name}:{number}"
         return self.name
 
     def error(self, table: str, key: str, message: str, nth: int = 0) -> ConfigError:
@@ -195,7 +201,7 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         "vma_readahead": lambda v: setattr(m, "vma_ra_enabled", v),
         "cpus": lambda v: setattr(m, "nr_cpus", v),
         "store": lambda v: setattr(m, "store", v),
-        "store_dir": lambda v: setattr(m, "store_dir", v),
+        "store_dir": lambda v: setattr(m, "store_dir", _writable_dir(v)),
         "thp": lambda v: setattr(m, "thp_enabled", v),
         "mthp": lambda v: setattr(m, "mthp", parse_mthp(v)),
         "swap": lambda v: _set_swaps(cfg, [parse_swap_spec(s) for s in v], list(v)),
@@ -236,6 +242,11 @@ def _apply(cfg: RunConfig, src: _Source, doc: dict[str, Any]) -> None:
         raise src.error("machine", "thp", f"{m.thp_enabled!r} is not always, madvise or never")
 
     swaps = doc.get("swap")
+    if swaps is not None and "swap" in machine:
+        raise ConfigError(
+            f"{src.where('', 'swap')}: [[swap]] tables and machine.swap "
+            f"({src.where('machine', 'swap')}) both set the swap devices; give one"
+        )
     if swaps is not None:
         if not isinstance(swaps, list):
             raise ConfigError(f"{src.where('', 'swap')}: swap must be an array of tables [[swap]]")
@@ -314,6 +325,14 @@ def _table(src: _Source, doc: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{src.where('', name)}: {name} must be one table [{name}]")
     return value
+
+
+def _writable_dir(path: str) -> str:
+    if not os.path.isdir(path):
+        raise ConfigError(f"{path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path} is not writable")
+    return path
 
 
 def _ram_pages(text: str) -> int:
