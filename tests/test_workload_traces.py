@@ -264,7 +264,13 @@ def test_binary_bad_header_fields(tmp_path: Path) -> None:
     path = tmp_path / "t.gst"
     write_binary([events_from(MIXED)], str(path))
     raw = bytearray(path.read_bytes())
-    for offset, value, needle in [(8, 2, "version 2"), (12, 24, "record size 24")]:
+    for offset, value, needle in [
+        (8, 2, "version 2"),
+        (12, 24, "record size 24"),
+        (10, 0b101, "unknown header flags 0x4"),
+        (14, 1, "reserved header fields"),
+        (28, 1, "reserved header fields"),
+    ]:
         bad = bytearray(raw)
         struct.pack_into("<H", bad, offset, value)
         path.write_bytes(bad)

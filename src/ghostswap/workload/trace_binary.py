@@ -79,9 +79,14 @@ def read_header(stream: IO[bytes], label: str) -> BinaryHeader:
         if raw[:8] == MAGIC:
             raise TraceError(f"{label}: truncated: the header is {len(raw)} of 32 bytes")
         raise TraceError(f"{label}: not a ghostswap binary trace (bad magic)")
-    _, version, flags, record_size, _, count, meta_size, _ = _HEADER.unpack(raw)
+    _, version, flags, record_size, reserved1, count, meta_size, reserved2 = _HEADER.unpack(raw)
     if version != VERSION:
         raise TraceError(f"{label}: binary trace version {version}; this ghostswap reads {VERSION}")
+    if flags & ~FLAG_COUNT_EXACT:
+        # A later writer's flag could change what the records mean.
+        raise TraceError(f"{label}: unknown header flags {flags & ~FLAG_COUNT_EXACT:#x}")
+    if reserved1 or reserved2:
+        raise TraceError(f"{label}: reserved header fields are not 0")
     if record_size != RECORD_SIZE:
         raise TraceError(f"{label}: record size {record_size}; version 1 has {RECORD_SIZE}")
     meta_raw = stream.read(meta_size)
