@@ -74,6 +74,24 @@ def events_of_sample() -> bytes:
     return np.concatenate(list(open_trace(str(SAMPLE)).chunks())).tobytes()
 
 
+@pytest.mark.parametrize("ext", [".gst", ".csv", ".csv.gz"])
+def test_a_converted_generator_replays_as_run_workload_does(tmp_path: Path, capsys, ext) -> None:
+    # Same defaults (seed, write ratio, fill) on both commands, and the fill
+    # travels in the trace (binary metadata, or the CSV's comment line).
+    spec = "zipf:8MiB:20k"
+    trace = tmp_path / f"z{ext}"
+    assert main(["trace", "convert", "--quiet", spec, str(trace)]) == 0
+    results = []
+    for source in (["--workload", spec], ["--trace", str(trace)]):
+        out = tmp_path / "r.json"
+        assert main(["run", "--quiet", "--ram", "4MiB", *source, "--json", str(out)]) == 0
+        results.append(json.loads(out.read_text()))
+    generated, replayed = results
+    assert replayed["config"]["fill"] == "text"
+    assert replayed["vmstat"] == generated["vmstat"]
+    assert replayed["integrity"] == generated["integrity"]
+
+
 def test_convert_a_generator_keeps_its_fill(tmp_path: Path) -> None:
     out = tmp_path / "z.gst"
     argv = ["trace", "convert", "--quiet", "--fill", "text", "--seed", "2", "zipf:1MiB:1000"]

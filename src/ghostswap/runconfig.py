@@ -53,10 +53,11 @@ from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import MAX_CPUS, MachineConfig, check_ram_pages, parse_mthp
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.units import PAGE_SIZE, parse_fraction, parse_size_pages
+from ghostswap.workload.registry import DEFAULT_FILL, DEFAULT_SEED, DEFAULT_WRITE_RATIO
 
 __all__ = ["DEFAULT", "RunConfig", "load_run_config"]
 
-DEFAULT_TOML = """
+DEFAULT_TOML = f"""
 [machine]
 ram = "128MiB"
 store = "memory"
@@ -72,9 +73,9 @@ max_pool_percent = 60
 
 [workload]
 spec = "zipf:192MiB:200k"
-seed = 1
-write_ratio = 0.3
-fill = "text"
+seed = {DEFAULT_SEED}
+write_ratio = {DEFAULT_WRITE_RATIO}
+fill = "{DEFAULT_FILL}"
 """
 
 

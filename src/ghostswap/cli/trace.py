@@ -23,6 +23,7 @@ from ghostswap.workload.events import Workload
 from ghostswap.workload.record import record_lackey
 from ghostswap.workload.registry import (
     DEFAULT_FILL,
+    DEFAULT_SEED,
     DEFAULT_WRITE_RATIO,
     FILLS,
     TRACE_FORMATS,
@@ -106,7 +107,9 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         "--format", choices=list(TRACE_FORMATS), help="input trace format (default: detected)"
     )
     _add_lackey_options(parser)
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})"
+    )
     parser.add_argument(
         "--write-ratio",
         default=str(DEFAULT_WRITE_RATIO),

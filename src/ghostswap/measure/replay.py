@@ -380,11 +380,14 @@ def replay(
     as often from then on, so a run of unknown length ends with between
     `max_samples` / 2 and `max_samples` points (plus the end).
 
-    Events are replayed `step` at a time (default: `sample_every` with a
-    sampler, else a chunk at a time); after each such part deferred work
-    runs (:func:`quiescent`) and `progress` hears the events done;
-    `before_part` hears them before each part. Parts are what the counters
-    depend on; where samples fall does not change them.
+    With a `step` (default: `sample_every` with a sampler), deferred work
+    runs (:func:`quiescent`) after events `step`, 2 x `step`, ... and at
+    the end, wherever the workload's chunks happen to end, so the same
+    events give the same counters from a generator or from any trace of
+    it; without one, after each chunk. Events are replayed in parts that
+    end there and at chunk ends; `progress` hears the events done after
+    each part, `before_part` before it. Where samples fall does not change
+    the counters.
     """
     result = ReplayResult()
     timeline = None
@@ -394,9 +397,11 @@ def replay(
             step = max(sample_every, 1)
     start = time.perf_counter()
     for chunk in workload.chunks():
-        size = step or len(chunk) or 1
-        for lo in range(0, len(chunk), size):
-            part = chunk[lo : lo + size]
+        lo = 0
+        while lo < len(chunk):
+            hi = min(len(chunk), lo + step - result.events % step) if step else len(chunk)
+            part = chunk[lo:hi]
+            lo = hi
             if before_part is not None:
                 before_part(result.events)
             if timeline is not None:
@@ -407,9 +412,11 @@ def replay(
                 where = workload.locate(result.events + err.index)
                 raise ConfigError(f"{where}: {err.message}") from None
             result.events += len(part)
-            quiescent()
+            if not step or result.events % step == 0:
+                quiescent()
             if progress is not None:
                 progress(result.events)
+    quiescent()
     result.seconds = time.perf_counter() - start
     if timeline is not None:
         result.samples = timeline.samples

@@ -15,20 +15,22 @@ from ghostswap.runconfig import RunConfig
 from ghostswap.storage.base import store_factory
 from ghostswap.workload.events import Workload
 
-__all__ = ["TIMELINE_POINTS", "run"]
+__all__ = ["DEFERRED_WORK_EVERY", "TIMELINE_POINTS", "run"]
 
 #: About how many timeline samples a run takes (the report's plots).
 TIMELINE_POINTS = 300
+#: Events between two runs of deferred work (RCU callbacks, work items).
+DEFERRED_WORK_EVERY = 4096
 
 
 def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[str, Any], list]:
     """Run `workload` on a machine built from `cfg`; (result, timeline).
     A progress bar shows on a terminal unless `quiet`."""
     total = workload.total_events() or 0
-    # Deferred work runs between parts of this many events (the counters
-    # depend on where); the metadata peak is taken there and at every
-    # timeline point.
-    step = max(total // 200, 4096) if total else 1 << 16
+    # Deferred work runs every DEFERRED_WORK_EVERY events (the counters
+    # depend on where, so not on the run's length or the trace's format);
+    # the metadata peak is taken there and at every timeline point.
+    step = DEFERRED_WORK_EVERY
     # TIMELINE_POINTS samples over a run of known length; one of unknown
     # length (a text trace) starts at every event and thins out as it goes.
     sample_every = -(-total // TIMELINE_POINTS) if total else 1

@@ -35,6 +35,7 @@ from ghostswap.workload.trace_common import TraceFormat, TraceOptions, read_head
 
 __all__ = [
     "DEFAULT_FILL",
+    "DEFAULT_SEED",
     "DEFAULT_WRITE_RATIO",
     "FILLS",
     "GENERATORS",
@@ -69,8 +70,11 @@ TRACE_FORMATS: dict[str, TraceFormat] = {
     )
 }
 
+# A generator's defaults, the same for ``run`` and ``trace``, so a trace
+# converted from a spec replays exactly what ``run --workload`` of it does.
+DEFAULT_SEED = 1
 DEFAULT_WRITE_RATIO = 0.3
-DEFAULT_FILL = "half"
+DEFAULT_FILL = "text"
 TRACE_PREFIX = "trace:"
 
 

@@ -56,7 +56,9 @@ from ghostswap.workload.trace_common import (
     line_blocks,
     move_into_place,
     open_binary,
+    read_head,
 )
+from ghostswap.workload.spec import FILLS
 
 __all__ = ["FORMAT", "HEADER", "CsvTrace", "parse_csv", "write_csv"]
 
@@ -78,11 +80,24 @@ OPS = {
 UTF8_BOM = b"\xef\xbb\xbf"
 _NEWLINE, _COMMA = ord("\n"), ord(",")
 _U32 = (1 << 32) - 1
+META_PREFIX = "# ghostswap trace of "
 _U64 = (1 << 64) - 1
 
 
 class CsvTrace(TraceWorkload):
     FORMAT = "csv"
+
+    def __init__(
+        self, path: str, *, fill: str | None = None, options: TraceOptions | None = None
+    ) -> None:
+        self.meta = source_meta(path)
+        source_fill = self.meta.get("fill")
+        if fill is None and source_fill in FILLS:
+            fill = source_fill
+        super().__init__(path, fill=fill, options=options)
+
+    def _describe_options(self) -> dict[str, Any]:
+        return {"source": self.meta} if self.meta else {}
 
     def _read(self, stream: IO[bytes]) -> Iterator[np.ndarray]:
         return parse_csv(stream, self.path)
@@ -145,6 +160,20 @@ def event_line(stream: IO[bytes], label: str, index: int) -> int | None:
                 return first_line + i
             seen += 1
     return None
+
+
+def source_meta(path: str) -> dict[str, Any]:
+    """The description :func:`write_csv` put in the file's first line, or
+    empty (a hand-written trace; comment lines are free text)."""
+    first = read_head(path, 1 << 16).removeprefix(UTF8_BOM).split(b"\n", 1)[0]
+    text = first.decode("utf-8", errors="replace").strip()
+    if not text.startswith(META_PREFIX):
+        return {}
+    try:
+        meta = json.loads(text.removeprefix(META_PREFIX))
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _skip_header(data: bytes, first_line: int, label: str) -> tuple[bytes | None, int]:
@@ -290,7 +319,7 @@ def write_csv(chunks: Iterable[np.ndarray], path: str, meta: dict[str, Any] | No
     try:
         with open(tmp, "w", encoding="ascii") as out:
             if meta:
-                out.write(f"# ghostswap trace of {json.dumps(meta, sort_keys=True)}\n")
+                out.write(f"{META_PREFIX}{json.dumps(meta, sort_keys=True)}\n")
             out.write(HEADER + "\n")
             for events in chunks:
                 out.write(_format(events))
