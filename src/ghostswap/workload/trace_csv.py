@@ -47,6 +47,7 @@ from ghostswap.workload.events import (
     OP_WRITE,
     make_events,
 )
+from ghostswap.workload.spec import FILLS
 from ghostswap.workload.textparse import ANY_BYTE, DEC_DIGITS, numbers_at
 from ghostswap.workload.trace_common import (
     RANGE_OPS,
@@ -58,7 +59,6 @@ from ghostswap.workload.trace_common import (
     open_binary,
     read_head,
 )
-from ghostswap.workload.spec import FILLS
 
 __all__ = ["FORMAT", "HEADER", "CsvTrace", "parse_csv", "write_csv"]
 
