@@ -88,6 +88,8 @@ def test_a_converted_generator_replays_as_run_workload_does(tmp_path: Path, caps
         results.append(json.loads(out.read_text()))
     generated, replayed = results
     assert replayed["config"]["fill"] == "text"
+    assert generated["config"]["seed"] == 1 and generated["config"]["write_ratio"] == 0.3
+    assert replayed["config"]["seed"] is None and replayed["config"]["write_ratio"] is None
     assert replayed["vmstat"] == generated["vmstat"]
     assert replayed["integrity"] == generated["integrity"]
 

@@ -121,8 +121,9 @@ class RunConfig:
             "memcg_charge_batch": m.memcg_charge_batch,
             "workload": self.workload or None,
             "trace": self.trace,
-            "seed": self.seed,
-            "write_ratio": self.write_ratio,
+            # A trace's events are fixed: no seed or write ratio applies.
+            "seed": None if self.trace else self.seed,
+            "write_ratio": None if self.trace else self.write_ratio,
             "fill": m.fill,
         }
 
