@@ -1,5 +1,10 @@
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from itertools import pairwise
 
 import pytest
@@ -453,3 +458,29 @@ def test_each_overhead_component_keeps_its_own_peak(monkeypatch):
     now = tracker.update(None)
     assert tracker.peak == {"total": 10, "a": 8, "b": 6}
     assert all(tracker.peak[k] >= v for k, v in now.items())
+
+
+@pytest.mark.parametrize(("sig", "code", "words"), [("SIGTERM", 143, "terminated by SIGTERM"),
+                                                    ("SIGHUP", 129, "terminated by SIGHUP"),
+                                                    ("SIGINT", 130, "interrupted")])  # fmt: skip
+def test_a_signalled_run_removes_its_store_files(tmp_path, sig, code, words):
+    # The file store's directory is the run's own; a termination signal
+    # must unwind through its clean-up as Ctrl-C does, not end the process.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    argv = [sys.executable, "-m", "ghostswap", "run", "--quiet", "--store", "file",
+            "--swap", "file:256MiB", "--ram", "16MiB", "--workload", "zipf:64MiB:5M"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("ghostswap-store-*/*")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no store file appeared"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code
+    assert err.strip() == f"ghostswap run: {words}"
+    assert list(tmp_path.iterdir()) == []

@@ -14,12 +14,10 @@ import ctypes
 import ctypes.util
 import os
 import re
-import signal
 import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 from ghostswap.errors import GhostswapError
 
@@ -28,7 +26,6 @@ __all__ = [
     "Knobs",
     "MemCgroup",
     "active_swaps",
-    "interrupt_as_keyboard",
     "require_root",
     "swap_file",
     "swap_header",
@@ -51,21 +48,6 @@ def require_root() -> None:
             "calibrate needs root: it creates a swap device and a memory cgroup "
             "(run it as root, e.g. with sudo)"
         )
-
-
-@contextlib.contextmanager
-def interrupt_as_keyboard() -> Iterator[None]:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so every clean-up runs."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 # -- sysfs and procfs knobs ------------------------------------------------------------

@@ -22,12 +22,12 @@ from ghostswap.calibrate.host import (
     Knobs,
     MemCgroup,
     active_swaps,
-    interrupt_as_keyboard,
     read_knob,
     require_root,
     swap_file,
     zram_swap,
 )
+from ghostswap.interrupt import interrupt_as_keyboard
 from ghostswap.mm.zswap import COMPRESSORS
 
 __all__ = [

@@ -3,19 +3,21 @@
 Each subcommand is a module with ``NAME``, ``HELP``, ``set_argparser(parser)``
 and ``main(args) -> int``; adding one is one module and one line in
 ``COMMANDS``. A :class:`~ghostswap.errors.GhostswapError` ends the command
-with one line on stderr and exit status 2; Ctrl-C ends it with 130 after the
-command's own clean-up has run.
+with one line on stderr and exit status 2; Ctrl-C ends it with 130, SIGTERM
+with 143 and SIGHUP with 129, each after the command's own clean-up has run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from types import ModuleType
 
 from ghostswap.cli import calibrate, check, overhead, run, trace
 from ghostswap.errors import GhostswapError
+from ghostswap.interrupt import Terminated, interrupt_as_keyboard
 
 __all__ = ["main"]
 
@@ -48,10 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._main(args) or 0)
+        with interrupt_as_keyboard():
+            return int(args._main(args) or 0)
     except GhostswapError as err:
         print(f"ghostswap {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        name = signal.Signals(stop.signum).name
+        print(f"ghostswap {args.command}: terminated by {name}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print(f"ghostswap {args.command}: interrupted", file=sys.stderr)
         return 130
