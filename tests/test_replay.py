@@ -303,3 +303,16 @@ def test_a_timeline_of_unknown_length_thins_out_and_stays_even():
     gaps = {b - a for a, b in pairwise(points[:-1])}
     assert len(gaps) == 1 and gaps.pop() in (64, 128)  # a power of two, the same everywhere
     assert len(calls) < 600 + 300 * 8  # each doubling costs about 300 more samples
+
+
+def test_a_refused_event_is_reported_even_if_its_place_cannot_be_found():
+    from ghostswap.errors import ConfigError, TraceError
+
+    class Vanished(ChunkWorkload):
+        def locate(self, index: int) -> str:
+            raise TraceError("t.csv: No such file or directory")
+
+    with make_vm(ram_pages=64) as vm:
+        bad = events([(1, "w", 0, 1), (1, "fork", 1, 0)])
+        with pytest.raises(ConfigError, match=r"^gone: event 1: fork: pid 1 forks a child pid 1"):
+            replay(vm, Vanished([bad], name="gone"))

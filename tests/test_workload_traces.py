@@ -434,3 +434,28 @@ def test_csv_fast_path_agrees_with_the_line_parser() -> None:
                 "1,r,0x5,1\n", "1,r,5,0\n", "1,fork,0,0\n", "4294967296,r,5,1\n",
                 "1,r,10000000000000000000,1\n"):  # fmt: skip
         assert _parse_plain((text + odd).encode()) is None, odd
+
+
+def test_csv_locate_counts_lines_as_the_reader_does(tmp_path: Path) -> None:
+    # Lines of only Unicode whitespace (a no-break space, U+001C) are blank
+    # to the reader; CRLF ends and a leading byte order mark change nothing.
+    rows = ["pid,op,page,npages", "1,w,0,1", "\u00a0", "\x1c", "\u00a0# note", "1,r,0,1"]
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode() + b"\r\n")
+    trace = open_trace(str(path))
+    assert len(np.concatenate(list(trace.chunks()))) == 2
+    assert trace.locate(0) == f"{path}:2"
+    assert trace.locate(1) == f"{path}:6"
+    assert trace.locate(2) == f"{path}: event 2"  # past the end
+
+
+def test_csv_fill_comes_from_its_description_line_under_other_comments(tmp_path: Path) -> None:
+    source = make_workload("seq:64KiB", seed=1, write_ratio=0.3, fill="zero")
+    path = tmp_path / "t.csv"
+    write_csv(source.chunks(), str(path), source.describe())
+    path.write_text("# my own note\n\n" + path.read_text())
+    assert open_trace(str(path)).fill == "zero"
+    # A comment after the header is free text, not a description.
+    hand = tmp_path / "hand.csv"
+    hand.write_text('pid,op,page,npages\n# ghostswap trace of {"fill": "zero"}\n1,w,0,1\n')
+    assert open_trace(str(hand)).fill == trace_common.DEFAULT_TRACE_FILL

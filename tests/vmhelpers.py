@@ -69,4 +69,4 @@ class ChunkWorkload:
         yield from self._chunks
 
     def locate(self, index: int) -> str:
-        return f"{self.name}: event {index:,}"
+        return f"{self.name}: event {index}"

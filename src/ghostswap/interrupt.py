@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
@@ -29,12 +30,24 @@ class Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def interrupt_as_keyboard() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Terminated` while inside."""
+    """SIGTERM and SIGHUP raise :class:`Terminated` while inside.
+
+    A signal the process ignores (``nohup`` ignores SIGHUP) stays ignored.
+    After the first one, both are ignored until the block is left, so a
+    second signal cannot cut the clean-up short. Off the main thread,
+    where handlers cannot be set, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = [sig for sig in SIGNALS if signal.getsignal(sig) != signal.SIG_IGN]
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        for sig in caught:
+            signal.signal(sig, signal.SIG_IGN)
         raise Terminated(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    previous = {sig: signal.signal(sig, handler) for sig in caught}
     try:
         yield
     finally:

@@ -89,8 +89,8 @@ class RunConfig:
     machine: MachineConfig = field(default_factory=MachineConfig)
     workload: str = ""
     trace: str | None = None
-    seed: int = 1
-    write_ratio: float = 0.3
+    seed: int = DEFAULT_SEED
+    write_ratio: float = DEFAULT_WRITE_RATIO
     swap_texts: list[str] = field(default_factory=list)
     # Where the user set each [workload] field (spec, trace, seed,
     # write_ratio, fill): ``FILE:LINE`` in a config file or the option that
@@ -166,7 +166,7 @@ class _Source:
         # A key of an inline table: machine = {ram = "1GiB"}
         inline = re.compile(rf"[{{,]\s*\"?{re.escape(key)}\"?\s*=")
         for number, line in enumerate(self.lines, 1):
-            if inline.search(line):
+            if not line.lstrip().startswith("#") and inline.search(line):
                 return f"{self.name}:{number}"
         return self.name
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ghostswap.errors import ConfigError
+from ghostswap.errors import ConfigError, GhostswapError
 from ghostswap.kernel import quiescent
 from ghostswap.mm.machine import Machine
 from ghostswap.mm.mm_types import MAX_PAGE, PID_SHIFT
@@ -409,7 +409,11 @@ def replay(
             try:
                 replay_chunk(vm, part, timeline)
             except EventError as err:
-                where = workload.locate(result.events + err.index)
+                index = result.events + err.index
+                try:
+                    where = workload.locate(index)
+                except GhostswapError:  # the trace changed or went away since
+                    where = f"{workload.name}: event {index}"
                 raise ConfigError(f"{where}: {err.message}") from None
             result.events += len(part)
             if not step or result.events % step == 0:

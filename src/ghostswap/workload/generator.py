@@ -137,7 +137,7 @@ class Generator:
         raise NotImplementedError
 
     def locate(self, index: int) -> str:
-        return f"{self.name}: event {index:,}"
+        return f"{self.name}: event {index}"
 
     def chunks(self) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(self.seed)

@@ -35,6 +35,7 @@ import numpy as np
 from ghostswap.errors import TraceError
 from ghostswap.workload.events import EVENT_DTYPE
 from ghostswap.workload.generator import CHUNK_EVENTS
+from ghostswap.workload.spec import FILLS
 from ghostswap.workload.trace_common import (
     TraceFormat,
     TraceOptions,
@@ -111,7 +112,7 @@ class BinaryTrace(TraceWorkload):
     ) -> None:
         self.header = _read_checked_header(path)
         source_fill = self.header.meta.get("fill")
-        if fill is None and isinstance(source_fill, str):
+        if fill is None and source_fill in FILLS:
             fill = source_fill
         super().__init__(path, fill=fill, options=options)
 

@@ -226,8 +226,9 @@ class TraceWorkload:
         return None
 
     def locate(self, index: int) -> str:
-        """A binary trace's event number is its record number."""
-        return f"{self.path}: event {index:,}"
+        """The event's number, counted from 0: a binary trace's record
+        number; in a lackey trace, after coalescing (which merges lines)."""
+        return f"{self.path}: event {index}"
 
     def chunks(self) -> Iterator[np.ndarray]:
         with open_binary(self.path) as stream:

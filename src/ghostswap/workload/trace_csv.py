@@ -80,8 +80,9 @@ OPS = {
 UTF8_BOM = b"\xef\xbb\xbf"
 _NEWLINE, _COMMA = ord("\n"), ord(",")
 _U32 = (1 << 32) - 1
-META_PREFIX = "# ghostswap trace of "
 _U64 = (1 << 64) - 1
+#: How the comment line with the source's description starts.
+META_PREFIX = "# ghostswap trace of "
 
 
 class CsvTrace(TraceWorkload):
@@ -142,9 +143,13 @@ def event_line(stream: IO[bytes], label: str, index: int) -> int | None:
     None if it has fewer events."""
     seen = 0
     header_seen = False
+    at_start = True
     for block in line_blocks(stream, label):
-        data: bytes | None = block.data.removeprefix(UTF8_BOM)
+        data: bytes | None = block.data
         first_line = block.first_line
+        if at_start:
+            data = block.data.removeprefix(UTF8_BOM)
+            at_start = False
         if not header_seen:
             assert data is not None
             data, first_line = _skip_header(data, first_line, label)
@@ -152,9 +157,10 @@ def event_line(stream: IO[bytes], label: str, index: int) -> int | None:
                 continue
             header_seen = True
         assert data is not None
-        for i, raw in enumerate(data.split(b"\n")[:-1]):
-            stripped = raw.strip()
-            if not stripped or stripped.startswith(b"#"):
+        # Decoded and stripped exactly as _parse_lines does, so the same
+        # lines count as events.
+        for i, line in enumerate(data.decode("utf-8", errors="replace").split("\n")[:-1]):
+            if _not_an_event(line.strip()):
                 continue
             if seen == index:
                 return first_line + i
@@ -163,11 +169,16 @@ def event_line(stream: IO[bytes], label: str, index: int) -> int | None:
 
 
 def source_meta(path: str) -> dict[str, Any]:
-    """The description :func:`write_csv` put in the file's first line, or
-    empty (a hand-written trace; comment lines are free text)."""
-    first = read_head(path, 1 << 16).removeprefix(UTF8_BOM).split(b"\n", 1)[0]
-    text = first.decode("utf-8", errors="replace").strip()
-    if not text.startswith(META_PREFIX):
+    """The description :func:`write_csv` put in a comment line before the
+    header, or empty (a hand-written trace; other comments are free text)."""
+    head = read_head(path, 1 << 16).removeprefix(UTF8_BOM)
+    for line in head.decode("utf-8", errors="replace").split("\n"):
+        text = line.strip()
+        if text.startswith(META_PREFIX):
+            break
+        if not _not_an_event(text):
+            return {}  # the header: no description before it
+    else:
         return {}
     try:
         meta = json.loads(text.removeprefix(META_PREFIX))
@@ -270,11 +281,16 @@ def _number(field: str, limit: int, what: str, where: str, hex_ok: bool = False)
     return value
 
 
+def _not_an_event(stripped: str) -> bool:
+    """A blank or comment line (`stripped` of surrounding whitespace)."""
+    return not stripped or stripped.startswith("#")
+
+
 def _parse_lines(text: str, first_line: int, label: str) -> np.ndarray:
     rows: list[tuple[int, int, int, int]] = []
     for i, line in enumerate(text.split("\n")[:-1]):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if _not_an_event(stripped):
             continue
         where = f"{label}:{first_line + i}"
         fields = [f.strip() for f in stripped.split(",")]

@@ -37,15 +37,16 @@ class MadviseMapped:
     def locate(self, index: int) -> str:
         """Where the inner event behind event `index` comes from (an added
         madvise comes from its mapping)."""
-        out = inner = 0
+        produced = consumed = 0  # events out of this workload, and of inner
         for chunk in self.inner.chunks():
             maps = np.flatnonzero(chunk["op"] == OP_MAP)
-            if index < out + len(chunk) + len(maps):
+            if index < produced + len(chunk) + len(maps):
                 source = np.insert(np.arange(len(chunk)), maps + 1, maps)
-                return self.inner.locate(inner + int(source[index - out]))
-            out += len(chunk) + len(maps)
-            inner += len(chunk)
-        return self.inner.locate(inner + index - out)
+                return self.inner.locate(consumed + int(source[index - produced]))
+            produced += len(chunk) + len(maps)
+            consumed += len(chunk)
+        # Past the end: no event of inner is behind it.
+        return f"{self.name}: event {index}"
 
     def chunks(self) -> Iterator[np.ndarray]:
         for chunk in self.inner.chunks():
