@@ -430,6 +430,13 @@ def test_outputs_that_are_the_runs_inputs_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "would overwrite the input" in err
     assert trace.read_text() == text and page.read_text() == text
+    # One output must not overwrite the other either.
+    for name in ("report.html", "swap_used.png"):
+        argv = ["run", "--quiet", "--ram", "4MiB", "--trace", str(trace)]
+        argv += ["--report", str(page.parent), "--json", str(page.parent / name)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "writes that file" in err
 
 
 def test_workload_options_a_trace_ignores_are_named(tmp_path, capsys):

@@ -194,17 +194,21 @@ def main(args: argparse.Namespace) -> int:
 
 def _refuse_to_overwrite_inputs(args: argparse.Namespace, inputs: list[str | None]) -> None:
     """Refuse, before any work, a --json or --report file that is one of
-    the run's own inputs (the config file or the trace)."""
+    the run's own inputs (the config file or the trace), or a --json file
+    the report would overwrite."""
     given = {os.path.realpath(p) for p in inputs if p}
-    if args.json and args.json != "-" and os.path.realpath(args.json) in given:
+    json_path = os.path.realpath(args.json) if args.json and args.json != "-" else None
+    if json_path in given:
         raise ConfigError(f"--json {args.json}: that is an input of this run")
-    if args.report and given:
+    if args.report:
         from ghostswap.measure.report import REPORT_FILES
 
         for name in REPORT_FILES:
             target = os.path.join(args.report, name)
             if os.path.realpath(target) in given:
                 raise ConfigError(f"--report {args.report}: would overwrite the input {target}")
+            if os.path.realpath(target) == json_path:
+                raise ConfigError(f"--json {args.json}: --report {args.report} writes that file")
 
 
 def _warn_unused_options(args: argparse.Namespace, cfg: RunConfig) -> None:
