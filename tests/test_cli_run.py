@@ -491,3 +491,23 @@ def test_a_signalled_run_removes_its_store_files(tmp_path, sig, code, words):
     assert proc.returncode == code
     assert err.strip() == f"ghostswap run: {words}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_oom_kill_keeps_the_metadata_peak_and_the_child_it_prevented(tmp_path):
+    # pid 1 fills the swap device and is OOM-killed inside one range event;
+    # its fork never happens, so pid 2 never exists.
+    trace = tmp_path / "orphan.csv"
+    trace.write_text(
+        "pid,op,page,npages\n1,w,0,100\n1,w,1048576,100000\n1,fork,2,0\n2,r,0,100\n2,w,0,1\n"
+    )
+    out = tmp_path / "r.json"
+    argv = ["run", "--quiet", "--trace", str(trace), "--ram", "16MiB", "--no-zswap"]
+    assert main([*argv, "--swap", "partition:8MiB", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["memcg"]["oom_victims"] == [1]
+    assert result["memcg"]["pagetables_pages"] == 0  # no process left
+    swap = result["swaps"][0]
+    assert swap["used_pages"] == 0 and swap["peak_used_pages"] == swap["size_pages"]
+    # One 4 KiB swap table per cluster (512 slots) that held an entry.
+    tables = -(-swap["peak_used_pages"] // 512) * 4096
+    assert result["overhead_bytes"]["peak"]["components"]["swap_tables"] >= tables

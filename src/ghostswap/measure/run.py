@@ -45,6 +45,13 @@ def run(cfg: RunConfig, workload: Workload, quiet: bool = True) -> tuple[dict[st
                 tracker.update(vm)
                 peak_due = events + step
 
+        def sample_before_kill() -> None:
+            # An OOM kill frees the victim's memory inside one event, before
+            # any part or timeline point could see the high it reached.
+            tracker.update(vm)
+
+        vm.before_oom_kill = sample_before_kill
+
         def sample_point(vm: Machine, events: int) -> dict[str, float]:
             return sample(vm, events, tracker.update(vm)["total"])
 

@@ -199,6 +199,7 @@ class Machine:
         )
         self.mms: dict[int, MmStruct] = {}
         self.killed: set[int] = set()
+        self.before_oom_kill: Callable[[], None] | None = None
         self.oom_victims: list[int] = []  # pids the OOM killer took, in order
         self.anon_cost = 0
         self.file_cost = 0
@@ -490,6 +491,10 @@ class Machine:
     def fork(self, pid: int, child_pid: int) -> None:
         parent = self.mm(pid)
         if parent is None:
+            # The parent was OOM-killed before it could fork: the child never
+            # exists, so its events are skipped like a killed process's.
+            if child_pid not in self.mms:
+                self.killed.add(child_pid)
             return
         if child_pid in self.mms or child_pid == pid:
             raise ConfigError(f"fork: pid {pid} forks a child pid {child_pid} that already exists")
@@ -550,7 +555,11 @@ class Machine:
         return victim
 
     def oom_kill(self, mm: MmStruct) -> None:
-        """Kill `mm`'s process: its memory is freed and its events skipped."""
+        """Kill `mm`'s process: its memory is freed and its events skipped.
+        :attr:`before_oom_kill` is called first, while the machine still
+        holds the victim's memory (for observers that sample peaks)."""
+        if self.before_oom_kill is not None:
+            self.before_oom_kill()
         self.oom_victims.append(mm.pid)
         self.memcg.events["oom_kill"] += 1
         self.events["oom_kill"] += 1
