@@ -73,6 +73,9 @@ def test_report_writes_plots_and_one_page(tmp_path):
     page = (tmp_path / "rep" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(PLOTS)
     assert "pswpout" in page and "integrity" in page
+    for section in ("memory cgroup", "limit_pages", "events oom_kill", "events_skipped", "store"):
+        assert section in page
+    assert "&quot;theta&quot;: 0.99" in page and "warning:" not in page
 
 
 def test_tables_are_printed(capsys):
@@ -227,6 +230,12 @@ def test_an_oom_kill_is_reported_not_hidden(tmp_path, capsys):
     assert main(["run", "--ram", "1MiB", "--workload", "seq:8MiB:1", "--json", "-"]) == 0
     captured = capsys.readouterr()
     assert "OOM-killed" in captured.err and json.loads(captured.out)["vmstat"]["oom_kill"] == 1
+    # The report says so too, and names the victim.
+    rep = tmp_path / "rep"
+    argv = ["run", "--quiet", "--ram", "1MiB", "--workload", "seq:8MiB:1", "--report", str(rep)]
+    assert main(argv) == 0
+    page = (rep / "report.html").read_text()
+    assert "OOM-killed 1 process(es) (pid 1)" in page and "<td>oom_victims</td><td>1</td>" in page
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from ghostswap.cli.fmt import (
 )
 from ghostswap.config import parse_swap_spec
 from ghostswap.errors import ConfigError, GhostswapError
+from ghostswap.measure.result import oom_warning
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import MAX_CPUS, check_ram_pages, parse_mthp
@@ -174,14 +175,9 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"report: {page}")
     if not args.quiet and args.json != "-":
         _print(result)
-    kills = result["vmstat"].get("oom_kill", 0)
-    if kills and not args.quiet:
-        pids = ", ".join(str(pid) for pid in result["memcg"]["oom_victims"])
-        err_console.print(
-            f"[bold yellow]warning: the memory cgroup OOM-killed {kills} process(es) "
-            f"(pid {pids}); {result['vm']['events_skipped']:,} of their later page "
-            "accesses were skipped[/]"
-        )
+    warning = oom_warning(result)
+    if warning and not args.quiet:
+        err_console.print(f"[bold yellow]warning: {warning}[/]", markup=True)
     if result["integrity"]["mismatches"]:
         # On stderr: with --json - stdout holds nothing but the JSON.
         err_console.print(

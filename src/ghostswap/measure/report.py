@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ghostswap.errors import ConfigError
+from ghostswap.measure.result import oom_warning
 
 __all__ = ["PLOTS", "REPORT_FILES", "write_report"]
 
@@ -110,7 +111,11 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
         "td:first-child,th:first-child{text-align:left}</style></head><body>",
         "<h1>ghostswap run</h1>",
         f"<pre>{html.escape(json.dumps(result['config'], sort_keys=True))}</pre>",
+        f"<pre>{html.escape(json.dumps(result['workload'], sort_keys=True))}</pre>",
     ]
+    warning = oom_warning(result)
+    if warning:
+        parts.append(f"<p style='color:#a60'><b>warning:</b> {html.escape(warning)}</p>")
     for path in paths:
         data = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<img alt='{path.stem}' src='data:image/png;base64,{data}'>")
@@ -127,10 +132,18 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
             d["used_pages"],
             d["peak_used_pages"],
             d["priority"],
+            d["store"] or "-",
         )
         for d in result["swaps"]
     ]
-    parts.append(_table("swaps", rows, ("name", "kind", "size", "used", "peak", "prio")))
+    header = ("name", "kind", "size", "used", "peak", "prio", "store")
+    parts.append(_table("swaps (pages)", rows, header))
+    memcg = result["memcg"]
+    rows = [(k, v) for k, v in memcg.items() if k not in ("events", "oom_victims")]
+    rows += [(f"events {k}", v) for k, v in memcg["events"].items()]
+    rows.append(("oom_victims", ", ".join(map(str, memcg["oom_victims"])) or "-"))
+    parts.append(_table("memory cgroup", rows, ("item", "value")))
+    parts.append(_table("vm", list(result["vm"].items()), ("item", "value")))
     parts.append(_table("allocator", list(result["allocator"].items()), ("item", "value")))
     cur = result["overhead_bytes"]["current"]
     peak = result["overhead_bytes"]["peak"]

@@ -13,7 +13,7 @@ from ghostswap.mm.swap import SWP_GHOST
 from ghostswap.mm.vmstat import MTHP_STAT_ITEMS, VM_EVENT_ITEMS
 from ghostswap.mm.zswap import ZSWAP_ENTRY_SIZE
 
-__all__ = ["OverheadTracker", "build_result", "sample"]
+__all__ = ["OverheadTracker", "build_result", "oom_warning", "sample"]
 
 MTHP_KEYS = ("swpout", "swpout_fallback", "swpin", "swpin_fallback", "swpin_fallback_charge",
              "zswpout", "anon_fault_alloc", "anon_fault_fallback", "anon_fault_fallback_charge",
@@ -143,3 +143,15 @@ def _parts(d: dict[str, int]) -> dict[str, int]:
 
 
 assert set(MTHP_KEYS) <= set(MTHP_STAT_ITEMS)
+
+
+def oom_warning(result: dict[str, Any]) -> str | None:
+    """One line on the run's OOM kills, or None if there were none."""
+    kills = result["vmstat"].get("oom_kill", 0)
+    if not kills:
+        return None
+    pids = ", ".join(str(pid) for pid in result["memcg"]["oom_victims"])
+    return (
+        f"the memory cgroup OOM-killed {kills} process(es) (pid {pids}); "
+        f"{result['vm']['events_skipped']:,} of their later page accesses were skipped"
+    )
