@@ -460,6 +460,11 @@ def test_workload_options_a_trace_ignores_are_named(tmp_path, capsys):
     argv = ["run", "--ram", "16MiB", "--workload", "thp-frag:4MiB:1", "--json", "-"]
     assert main([*argv, "--write-ratio", "0"]) == 0
     assert "--write-ratio does not apply to thp-frag" in capsys.readouterr().err
+    # The config file's fields are named with their place.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[workload]\ntrace = "{trace}"\nwrite_ratio = 0.9\n')
+    assert main(["run", "--ram", "4MiB", "--config", str(cfg), "--json", "-"]) == 0
+    assert f"workload.write_ratio ({cfg}:3) does not apply to a trace" in capsys.readouterr().err
 
 
 def test_each_overhead_component_keeps_its_own_peak(monkeypatch):

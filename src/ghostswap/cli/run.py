@@ -80,7 +80,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fill", choices=tuple(FILL_KINDS), help="page contents written")
     parser.add_argument("--json", metavar="OUT", help="write the result as JSON (- for stdout)")
     parser.add_argument("--report", metavar="DIR", help="write plots and report.html into DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar, tables or warnings (errors still)"
+    )
 
 
 def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
@@ -111,6 +113,7 @@ def _overlay(cfg: RunConfig, args: argparse.Namespace) -> None:
         cfg.origins["seed"] = "--seed"
     if args.write_ratio is not None:
         cfg.write_ratio = parse_fraction(args.write_ratio, "--write-ratio")
+        cfg.origins["write_ratio"] = "--write-ratio"
     if args.fill is not None:
         m.fill = args.fill
         cfg.origins["fill"] = "--fill"
@@ -208,14 +211,16 @@ def _refuse_to_overwrite_inputs(args: argparse.Namespace, inputs: list[str | Non
 
 
 def _warn_unused_options(args: argparse.Namespace, cfg: RunConfig) -> None:
-    """Say which workload options given on the command line the workload
-    ignores: a trace has its own accesses (only --fill applies), and
-    thp-frag always writes, as the selftest does."""
+    """Say which workload options the user set (on the command line or in
+    the config file) the workload ignores: a trace has its own accesses
+    (only the fill applies), and thp-frag always writes, as the selftest
+    does."""
+    ignored = {"seed": bool(cfg.trace), "write_ratio": bool(cfg.trace)}
+    ignored["write_ratio"] |= cfg.workload.startswith("thp-frag")
     unused = []
-    if cfg.trace and args.seed is not None:
-        unused.append("--seed")
-    if args.write_ratio is not None and (cfg.trace or cfg.workload.startswith("thp-frag")):
-        unused.append("--write-ratio")
+    for key, origin in cfg.origins.items():
+        if ignored.get(key):
+            unused.append(origin if origin.startswith("--") else f"workload.{key} ({origin})")
     if unused and not args.quiet:
         what = "a trace" if cfg.trace else "thp-frag"
         err_console.print(
