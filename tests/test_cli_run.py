@@ -13,6 +13,7 @@ from ghostswap.cli.main import main
 from ghostswap.measure.report import PLOTS
 from ghostswap.runconfig import load_run_config
 from ghostswap.workload.registry import make_workload
+from ghostswap.workload.trace_csv import write_csv
 
 SMALL = ["--ram", "4MiB", "--workload", "zipf:8MiB:20k"]
 SWAP_OK = '[[swap]]\nkind = "file"\nsize = "1GiB"\n'
@@ -525,3 +526,22 @@ def test_an_oom_kill_keeps_the_metadata_peak_and_the_child_it_prevented(tmp_path
     # One 4 KiB swap table per cluster (512 slots) that held an entry.
     tables = -(-swap["peak_used_pages"] // 512) * 4096
     assert result["overhead_bytes"]["peak"]["components"]["swap_tables"] >= tables
+
+
+def test_a_trace_named_as_a_workload_runs_as_a_trace(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = make_workload("zipf:4MiB:5k", seed=1, write_ratio=0.3, fill="zero")
+    write_csv(source.chunks(), "z.csv", source.describe())
+    results = []
+    for how in (["--trace", "z.csv"], ["--trace", "trace:z.csv"], ["--workload", "z.csv"],
+                ["--workload", "trace:z.csv"]):  # fmt: skip
+        assert main(["run", "--ram", "4MiB", "--json", "r.json", "--quiet", *how]) == 0
+        results.append(json.loads((tmp_path / "r.json").read_text()))
+    for result in results:
+        # The trace's own fill (zero), not the generators' default.
+        assert result["config"]["trace"] == "z.csv"
+        assert result["config"]["workload"] is None and result["config"]["fill"] == "zero"
+        assert result["vmstat"] == results[0]["vmstat"]
+    # And it is an input: --json may not overwrite it.
+    assert main(["run", "--workload", "z.csv", "--json", "z.csv", "--quiet"]) == 2
+    assert "that is an input of this run" in capsys.readouterr().err

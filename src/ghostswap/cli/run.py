@@ -138,7 +138,13 @@ def resolve_workload(cfg: RunConfig) -> Workload:
 
     key = "trace" if cfg.trace else "spec"
     try:
+        if cfg.trace is None and cfg.workload:
+            # A spec that names a trace file runs as --trace would.
+            cfg.trace = registry.trace_path(cfg.workload)
+            if cfg.trace is not None:
+                cfg.workload = ""
         if cfg.trace:
+            cfg.trace = registry.trace_path(cfg.trace) or cfg.trace  # trace:PATH
             fill = cfg.machine.fill if "fill" in cfg.origins else None
             workload = registry.open_trace(cfg.trace, fill=fill)
             cfg.machine.fill = workload.fill  # type: ignore[attr-defined]
@@ -162,8 +168,8 @@ def main(args: argparse.Namespace) -> int:
         check_output_dir(args.report, "--report")
     cfg = load_run_config(args.config)
     _overlay(cfg, args)
-    _refuse_to_overwrite_inputs(args, [args.config, cfg.trace])
     workload = resolve_workload(cfg)
+    _refuse_to_overwrite_inputs(args, [args.config, getattr(workload, "path", None)])
     _warn_unused_options(args, cfg)
     if args.madv_hugepage:
         workload = MadviseMapped(workload)

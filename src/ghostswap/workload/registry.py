@@ -47,6 +47,7 @@ __all__ = [
     "make_workload",
     "open_trace",
     "trace_format_for_output",
+    "trace_path",
 ]
 
 GENERATORS: dict[str, type[Generator]] = {
@@ -87,6 +88,16 @@ def _check_common(seed: int, write_ratio: float, fill: str) -> None:
         raise ConfigError(f"seed {seed} is negative")
 
 
+def trace_path(spec: str) -> str | None:
+    """The trace file a workload spec names (``trace:PATH``, or the path of
+    an existing file that is not a generator spec), or None."""
+    if spec.startswith(TRACE_PREFIX) and not os.path.exists(spec):
+        return spec[len(TRACE_PREFIX) :]
+    if split_spec(spec)[0] not in GENERATORS and os.path.exists(spec):
+        return spec
+    return None
+
+
 def make_workload(spec: str, *, seed: int, write_ratio: float, fill: str) -> Workload:
     """The workload `spec` names: a generator ``NAME:ARGS`` or a trace file.
 
@@ -95,14 +106,13 @@ def make_workload(spec: str, *, seed: int, write_ratio: float, fill: str) -> Wor
     ratio do not apply).
     """
     _check_common(seed, write_ratio, fill)
-    if spec.startswith(TRACE_PREFIX):
-        return open_trace(spec[len(TRACE_PREFIX) :], fill=fill)
+    path = trace_path(spec)
+    if path is not None:
+        return open_trace(path, fill=fill)
     name, args = split_spec(spec)
     gen = GENERATORS.get(name)
     if gen is not None:
         return gen.from_spec(spec, args, seed=seed, write_ratio=write_ratio, fill=fill)
-    if os.path.exists(spec):
-        return open_trace(spec, fill=fill)
     raise ConfigError(
         f"unknown workload {spec!r}: not a generator ({', '.join(GENERATORS)}) "
         "and not an existing trace file"
