@@ -459,3 +459,12 @@ def test_csv_fill_comes_from_its_description_line_under_other_comments(tmp_path:
     hand = tmp_path / "hand.csv"
     hand.write_text('pid,op,page,npages\n# ghostswap trace of {"fill": "zero"}\n1,w,0,1\n')
     assert open_trace(str(hand)).fill == trace_common.DEFAULT_TRACE_FILL
+
+
+def test_binary_metadata_with_an_unknown_fill_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.gst"
+    write_binary([events_from(MIXED)], str(path), {"fill": "bogus"})
+    with pytest.raises(TraceError, match=r"metadata fill 'bogus' is not one of"):
+        open_trace(str(path))
+    write_binary([events_from(MIXED)], str(path), {"fill": "zero"})
+    assert open_trace(str(path)).fill == "zero"

@@ -112,7 +112,11 @@ class BinaryTrace(TraceWorkload):
     ) -> None:
         self.header = _read_checked_header(path)
         source_fill = self.header.meta.get("fill")
-        if fill is None and source_fill in FILLS:
+        if source_fill is not None and source_fill not in FILLS:
+            raise TraceError(
+                f"{path}: metadata fill {source_fill!r} is not one of {', '.join(FILLS)}"
+            )
+        if fill is None:
             fill = source_fill
         super().__init__(path, fill=fill, options=options)
 
