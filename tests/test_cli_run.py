@@ -545,3 +545,13 @@ def test_a_trace_named_as_a_workload_runs_as_a_trace(tmp_path, capsys, monkeypat
     # And it is an input: --json may not overwrite it.
     assert main(["run", "--workload", "z.csv", "--json", "z.csv", "--quiet"]) == 2
     assert "that is an input of this run" in capsys.readouterr().err
+
+
+def test_a_ghost_device_nothing_can_store_to_is_warned_of(capsys):
+    argv = ["run", "--ram", "4MiB", "--workload", "seq:8MiB:1", "--swap", "ghost", "--json", "-"]
+    assert main([*argv, "--no-zswap"]) == 0
+    captured = capsys.readouterr()
+    assert "a ghost device without zswap stores nothing" in captured.err
+    assert json.loads(captured.out)["vm"]["ghost_write_fail"] > 0
+    assert main([*argv, "--zswap"]) == 0
+    assert "ghost device" not in capsys.readouterr().err

@@ -170,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
     _overlay(cfg, args)
     workload = resolve_workload(cfg)
     _refuse_to_overwrite_inputs(args, [args.config, getattr(workload, "path", None)])
-    _warn_unused_options(args, cfg)
+    _warn_about_setup(args, cfg)
     if args.madv_hugepage:
         workload = MadviseMapped(workload)
     result, samples = run(cfg, workload, quiet=args.quiet or args.json == "-")
@@ -216,18 +216,28 @@ def _refuse_to_overwrite_inputs(args: argparse.Namespace, inputs: list[str | Non
                 raise ConfigError(f"--json {args.json}: --report {args.report} writes that file")
 
 
-def _warn_unused_options(args: argparse.Namespace, cfg: RunConfig) -> None:
-    """Say which workload options the user set (on the command line or in
-    the config file) the workload ignores: a trace has its own accesses
-    (only the fill applies), and thp-frag always writes, as the selftest
-    does."""
+def _warn_about_setup(args: argparse.Namespace, cfg: RunConfig) -> None:
+    """Warn of a ghost device nothing can store to, and name the workload
+    options the user set (on the command line or in the config file) the
+    workload ignores: a trace has its own accesses (only the fill applies),
+    and thp-frag always writes, as the selftest does."""
     ignored = {"seed": bool(cfg.trace), "write_ratio": bool(cfg.trace)}
     ignored["write_ratio"] |= cfg.workload.startswith("thp-frag")
     unused = []
     for key, origin in cfg.origins.items():
         if ignored.get(key):
             unused.append(origin if origin.startswith("--") else f"workload.{key} ({origin})")
-    if unused and not args.quiet:
+    if args.quiet:
+        return
+    m = cfg.machine
+    if any(s.kind == "ghost" for s in m.swap) and not (m.zswap or m.ghost_store):
+        # The seed's ghost device has no backing store: only zswap can hold
+        # what is swapped to it.
+        err_console.print(
+            "[yellow]warning: a ghost device without zswap stores nothing; every "
+            "swap-out to it fails (ghost_write_fail)[/]"
+        )
+    if unused:
         what = "a trace" if cfg.trace else "thp-frag"
         err_console.print(
             f"[yellow]warning: {' and '.join(unused)} "
