@@ -1,3 +1,7 @@
+import pytest
+
+from ghostswap.errors import ConfigError
+from ghostswap.mm.machine import parse_mthp
 from ghostswap.mm.mm_types import PTE_PRESENT, pte_to_swp_entry
 from tests.vmhelpers import events, make_vm, reads, run, writes
 
@@ -177,3 +181,18 @@ def test_zswap_once_enabled_stops_large_swapin_on_old_kernels():
             assert (stats["swpin"] > 0) == large, was_enabled
             assert stats["swpin_fallback"] == 0
             assert vm.events["pswpin"] == 64 and vm.mismatches == 0
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("64kB", {4: "always"}), ("64k", {4: "always"}), ("64KiB:never", {4: "never"}),
+     ("2M:madvise", {9: "madvise"}), ("2MiB", {9: "always"}), ("2048kB", {9: "always"})],
+)  # fmt: skip
+def test_mthp_sizes_are_read_as_sizes(spec, expected):
+    assert parse_mthp([spec]) == expected
+
+
+@pytest.mark.parametrize("spec", ["63kB", "65537", "4kB", "4MiB", "lots"])
+def test_mthp_sizes_that_are_no_mthp_size_are_refused(spec):
+    with pytest.raises(ConfigError, match="one of 16kB"):
+        parse_mthp([spec])

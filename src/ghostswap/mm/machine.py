@@ -51,6 +51,7 @@ from ghostswap.mm.zswap import (
     zswap_is_present,
     zswap_shrink_worker,
 )
+from ghostswap.units import parse_size
 
 __all__ = ["MTHP_SIZES", "Machine", "MachineConfig", "check_ram_pages", "parse_mthp"]
 
@@ -90,12 +91,15 @@ def parse_mthp(specs: list[str]) -> dict[int, str]:
     """``["64kB:always", "2048kB:never"]`` -> {order: mode}."""
     out: dict[int, str] = {}
     for spec in specs:
-        size, _, mode = str(spec).partition(":")
-        size = size.strip()
+        text, _, mode = str(spec).partition(":")
         mode = (mode or "always").strip()
-        if size.lower().endswith("k"):
-            size += "B"
-        size = size.replace("KB", "kB").replace("kb", "kB").replace("KiB", "kB")
+        size = text.strip()
+        try:
+            nbytes = parse_size(size)  # 64k, 64KiB, 2M, 2MiB, ...
+        except ConfigError:
+            nbytes = 0
+        if nbytes and not nbytes % 1024:
+            size = f"{nbytes // 1024}kB"
         if size not in MTHP_SIZES:
             raise ConfigError(
                 f"mTHP size {spec!r}: one of {', '.join(MTHP_SIZES)} (as in hugepages-<size>)"
