@@ -495,7 +495,9 @@ def test_a_signalled_run_removes_its_store_files(tmp_path, sig, code, words):
     try:
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob("ghostswap-store-*/*")):
-            assert proc.poll() is None and time.monotonic() < deadline, "no store file appeared"
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended first (rc {proc.returncode}): {proc.stderr.read()}")
+            assert time.monotonic() < deadline, "no store file appeared in 60 s"
             time.sleep(0.05)
         proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=60)

@@ -113,6 +113,17 @@ class CsvTrace(TraceWorkload):
 
 def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
     """The events of the CSV trace in `stream`; errors say ``label:LINE: ...``."""
+    for data, first_line in _event_blocks(stream, label):
+        events = _parse_plain(data)
+        if events is None:
+            events = _parse_lines(data.decode("utf-8", errors="replace"), first_line, label)
+        if len(events):
+            yield events
+
+
+def _event_blocks(stream: IO[bytes], label: str) -> Iterator[tuple[bytes, int]]:
+    """The blocks of whole lines after the header, with the number of
+    each block's first line; the header is checked on the way."""
     header_seen = False
     at_start = True
     for block in line_blocks(stream, label):
@@ -129,11 +140,7 @@ def parse_csv(stream: IO[bytes], label: str) -> Iterator[np.ndarray]:
                 continue
             header_seen = True
         assert data is not None
-        events = _parse_plain(data)
-        if events is None:
-            events = _parse_lines(data.decode("utf-8", errors="replace"), first_line, label)
-        if len(events):
-            yield events
+        yield data, first_line
     if not header_seen:
         raise TraceError(f"{label}:1: empty trace: expected the header line {HEADER}")
 
@@ -142,21 +149,7 @@ def event_line(stream: IO[bytes], label: str, index: int) -> int | None:
     """The line number of event `index` of the CSV trace in `stream`, or
     None if it has fewer events."""
     seen = 0
-    header_seen = False
-    at_start = True
-    for block in line_blocks(stream, label):
-        data: bytes | None = block.data
-        first_line = block.first_line
-        if at_start:
-            data = block.data.removeprefix(UTF8_BOM)
-            at_start = False
-        if not header_seen:
-            assert data is not None
-            data, first_line = _skip_header(data, first_line, label)
-            if data is None:
-                continue
-            header_seen = True
-        assert data is not None
+    for data, first_line in _event_blocks(stream, label):
         # Decoded and stripped exactly as _parse_lines does, so the same
         # lines count as events.
         for i, line in enumerate(data.decode("utf-8", errors="replace").split("\n")[:-1]):
