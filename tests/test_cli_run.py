@@ -482,6 +482,11 @@ def test_each_overhead_component_keeps_its_own_peak(monkeypatch):
     assert all(tracker.peak[k] >= v for k, v in now.items())
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "code", "words"), [("SIGTERM", 143, "terminated by SIGTERM"),
                                                     ("SIGHUP", 129, "terminated by SIGHUP"),
                                                     ("SIGINT", 130, "interrupted")])  # fmt: skip
@@ -491,7 +496,11 @@ def test_a_signalled_run_removes_its_store_files(tmp_path, sig, code, words):
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     argv = [sys.executable, "-m", "ghostswap", "run", "--quiet", "--store", "file",
             "--swap", "file:256MiB", "--ram", "16MiB", "--workload", "zipf:64MiB:5M"]  # fmt: skip
-    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    # Default dispositions, whatever this test inherited: a background job
+    # starts with SIGINT ignored, nohup with SIGHUP ignored.
+    proc = subprocess.Popen(
+        argv, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob("ghostswap-store-*/*")):

@@ -3,7 +3,17 @@ import signal
 
 import pytest
 
-from ghostswap.interrupt import Terminated, interrupt_as_keyboard
+from ghostswap.interrupt import SIGNALS, Terminated, interrupt_as_keyboard
+
+
+@pytest.fixture(autouse=True)
+def default_dispositions():
+    """The signals at their default action, whatever the test runner
+    inherited (under nohup or as a background job some start ignored)."""
+    old = {sig: signal.signal(sig, signal.SIG_DFL) for sig in SIGNALS}
+    yield
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
