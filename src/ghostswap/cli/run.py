@@ -186,7 +186,7 @@ def main(args: argparse.Namespace) -> int:
         _print(result)
     warning = oom_warning(result)
     if warning and not args.quiet:
-        err_console.print(f"[bold yellow]warning: {warning}[/]", markup=True)
+        err_console.print(f"[bold yellow]warning: {warning}[/]")
     if result["integrity"]["mismatches"]:
         # On stderr: with --json - stdout holds nothing but the JSON.
         err_console.print(
