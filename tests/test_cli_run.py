@@ -566,3 +566,16 @@ def test_a_ghost_device_nothing_can_store_to_is_warned_of(capsys):
     assert json.loads(captured.out)["vm"]["ghost_write_fail"] > 0
     assert main([*argv, "--zswap"]) == 0
     assert "ghost device" not in capsys.readouterr().err
+
+
+def test_a_one_cluster_ghost_device_is_warned_of(capsys):
+    # Cluster 0 holds the header and is on no list, so a one-cluster ghost
+    # device swaps nothing out; two clusters hold one cluster's worth.
+    argv = ["run", "--ram", "4MiB", "--workload", "seq:6MiB:1", "--zswap", "--json", "-"]
+    for size, usable in (("1pages", 0), ("2MiB", 0), ("513pages", 512)):
+        assert main([*argv, "--swap", f"ghost:{size}"]) == 0
+        captured = capsys.readouterr()
+        warned = "it can store nothing" in captured.err
+        assert warned == (not usable), size
+        peak = json.loads(captured.out)["swaps"][0]["peak_used_pages"]
+        assert (peak == 0) if not usable else 0 < peak <= usable, (size, peak)

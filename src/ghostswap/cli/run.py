@@ -30,6 +30,8 @@ from ghostswap.measure.result import oom_warning
 from ghostswap.measure.run import run
 from ghostswap.mm.content import FILL_KINDS
 from ghostswap.mm.machine import MAX_CPUS, check_ram_pages, parse_mthp
+from ghostswap.mm.swap import SWAPFILE_CLUSTER
+from ghostswap.mm.swapon import ghost_usable_pages
 from ghostswap.mm.zswap import COMPRESSORS
 from ghostswap.runconfig import RunConfig, load_run_config
 from ghostswap.units import PAGE_SIZE, format_bytes, parse_fraction, parse_size_pages
@@ -237,6 +239,13 @@ def _warn_about_setup(args: argparse.Namespace, cfg: RunConfig) -> None:
             "[yellow]warning: a ghost device without zswap stores nothing; every "
             "swap-out to it fails (ghost_write_fail)[/]"
         )
+    for spec in m.swap:
+        if spec.kind == "ghost" and not ghost_usable_pages(spec, m.totalram_pages or m.ram_pages):
+            err_console.print(
+                f"[yellow]warning: swap device {spec.describe()!r} is one cluster "
+                f"({SWAPFILE_CLUSTER} pages), and the seed never allocates from a ghost "
+                "device's first cluster (it holds the header): it can store nothing[/]"
+            )
     if unused:
         what = "a trace" if cfg.trace else "thp-frag"
         err_console.print(

@@ -96,6 +96,17 @@ def ghost_maxpages(totalram_pages: int, multiple: int = GHOST_DEFAULT_MULTIPLE) 
     return -(-totalram_pages // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER * multiple
 
 
+def ghost_usable_pages(spec: SwapSpec, totalram_pages: int) -> int:
+    """The slots a ghost device of `spec` can ever hand out: all but its
+    first cluster, which swapon preallocates for the header slot and puts
+    on no list (the seed allocates clusters from index 1 up)."""
+    if spec.size_pages is None:
+        maxpages = ghost_maxpages(totalram_pages, spec.ram_multiple or GHOST_DEFAULT_MULTIPLE)
+    else:
+        maxpages = -(-spec.size_pages // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER
+    return max(maxpages - SWAPFILE_CLUSTER, 0)
+
+
 def alloc_swap_info(subsys: SwapSubsystem) -> SwapInfo:
     """A free ``swap_info[]`` slot (reusing one left by swapoff)."""
     spin_lock(subsys.swap_lock)
