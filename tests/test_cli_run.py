@@ -150,6 +150,9 @@ def test_config_file_sets_the_machine(tmp_path):
         ('[[swap]]\nkind = "tape"\nsize = "1GiB"\n', 2, "swap.kind"),
         # An inline table's key is found on its line.
         ('# m\nmachine = {swappiness = 60, ram = "x"}\n', 2, "machine.ram"),
+        # ... in its own table's line, not another table's key of that name.
+        ('workload = {ram = 1}\nmachine = {cpus = 2, ram = "x"}\n', 2, "machine.ram"),
+        ("workload = {seed = 1}\nmachine.cpus = 0\n[zswap]\ncpus = 1\n", 2, "machine.cpus"),
         ('[machine]\nstore = "file"\nstore_dir = "/nonexistent/d"\n', 3, "not a directory"),
         # Two ways to give the swap devices in one file: neither silently wins.
         (f'[machine]\nswap = ["zram:1GiB"]\n{SWAP_OK}', 3, "both set the swap devices"),

@@ -160,11 +160,20 @@ class _Source:
                 continue
             if in_table and pattern.match(line):
                 return f"{self.name}:{number}"
+        # Not in a [table] section: a dotted key (machine.ram = ...) or an
+        # inline table (machine = {ram = ...}); its own table's line first.
+        key_re = rf"\"?{re.escape(key)}\"?\s*="
+        inline = re.compile(rf"[{{,]\s*{key_re}")
+        if table:
+            table_re = rf"^\s*\"?{re.escape(table)}\"?\s*"
+            dotted = re.compile(rf"{table_re}\.\s*{key_re}")
+            owner = re.compile(rf"{table_re}=\s*{{")
+            for number, line in enumerate(self.lines, 1):
+                if dotted.match(line) or (owner.match(line) and inline.search(line)):
+                    return f"{self.name}:{number}"
         for number, line in enumerate(self.lines, 1):
             if pattern.match(line):
                 return f"{self.name}:{number}"
-        # A key of an inline table: machine = {ram = "1GiB"}
-        inline = re.compile(rf"[{{,]\s*\"?{re.escape(key)}\"?\s*=")
         for number, line in enumerate(self.lines, 1):
             if not line.lstrip().startswith("#") and inline.search(line):
                 return f"{self.name}:{number}"
