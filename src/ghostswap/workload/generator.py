@@ -20,6 +20,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+# numpy loads numpy.random on first use; a signal that arrives while its
+# extension modules initialise can be swallowed there (a KeyboardInterrupt
+# raised in abc.__subclasscheck__ during their init was seen lost), and a run
+# then ignores Ctrl-C. Importing it here loads it at start-up instead.
+from numpy.random import default_rng
+
 from ghostswap.workload.events import OP_READ, OP_WRITE, make_events
 from ghostswap.workload.spec import Param, parse_spec_args
 
@@ -140,7 +146,7 @@ class Generator:
         return f"{self.name}: event {index}"
 
     def chunks(self) -> Iterator[np.ndarray]:
-        rng = np.random.default_rng(self.seed)
+        rng = default_rng(self.seed)
         for events in self._generate(rng):
             yield from split_chunks(events)
 
