@@ -25,7 +25,7 @@ from ghostswap.workload.events import (
     make_events,
 )
 from ghostswap.workload.registry import make_workload, open_trace, trace_format_for_output
-from ghostswap.workload.summary import IntervalSet, summarize
+from ghostswap.workload.summary import IntervalSet, WorkloadSummary, summarize
 from ghostswap.workload.trace_binary import MAGIC, BinaryWriter, write_binary
 from ghostswap.workload.trace_csv import write_csv
 
@@ -389,7 +389,20 @@ def test_interval_set_counts_distinct_pages() -> None:
         for s, n in zip(starts.tolist(), lengths.tolist(), strict=True):
             truth.update(range(s, s + n))
         assert len(pages) == len(truth)
-    assert (pages.starts[1:] > pages.ends[:-1]).all()  # disjoint, sorted, not touching
+    assert (pages.starts[1:] > pages.lasts[:-1] + 1).all()  # disjoint, sorted, not touching
+
+
+def test_interval_set_removes_and_reaches_the_top_page() -> None:
+    top = (1 << 64) - 1
+    pages = IntervalSet()
+    pages.add(np.array([10, top - 3], dtype=np.uint64), np.array([20, 0], dtype=np.uint64))
+    assert len(pages) == 10 + 4
+    outside = pages.outside(
+        np.array([5, top - 5], dtype=np.uint64), np.array([12, 0], dtype=np.uint64)
+    )
+    assert [s.tolist() for s in outside] == [[5, top - 5], [10, top - 3]]
+    pages.remove(np.array([12, top], dtype=np.uint64), np.array([14, 0], dtype=np.uint64))
+    assert (pages.starts.tolist(), pages.lasts.tolist()) == ([10, 14, top - 3], [11, 19, top - 1])
 
 
 def test_summary_of_a_known_trace(tmp_path: Path) -> None:
@@ -406,6 +419,68 @@ def test_summary_of_a_known_trace(tmp_path: Path) -> None:
     assert s.distinct_pages == 17 + 2 + 2
     assert s.footprint_bytes == 21 * 4096
     assert s.write_share == pytest.approx(18 / 21)
+
+
+# pid 1 writes 16 pages and forks 2, which forks 3. A child's page counts
+# once the child writes it (its COW copy) or touches a page it did not inherit.
+FORKED = [
+    (1, OP_WRITE, 0x40000, 16),
+    (1, OP_FORK, 2, 0),
+    (2, OP_READ, 0x40000, 8),  # shared with 1
+    (2, OP_WRITE, 0x40004, 2),  # 2 copies
+    (2, OP_READ, 0x40004, 4),  # its copies, and pages still shared
+    (2, OP_READ, 0x40020, 1),  # not inherited: 1
+    (2, OP_FORK, 3, 0),
+    (3, OP_WRITE, 0x40000, 1),  # 1 copy
+    (3, OP_READ, 0x40020, 2),  # 0x40020 shared with 2, 0x40021 new: 1
+    (1, OP_WRITE, 0x40000, 16),  # the parent's own pages again
+    (2, OP_EXIT, 0, 0),
+    (2, OP_READ, 0x40000, 1),  # pid 2 again, a new process: not inherited
+    (3, OP_EXIT, 0, 0),
+]
+
+
+@pytest.mark.parametrize("cuts", [[], [1, 2, 5, 7, 12], list(range(1, len(FORKED)))])
+def test_summary_counts_a_forked_childs_pages_once_they_are_its_own(cuts: list[int]) -> None:
+    s = WorkloadSummary()
+    for part in np.split(events_from(FORKED), cuts):
+        s.add(part)
+    assert s.as_dict()["distinct_pages_per_pid"] == {"1": 16, "2": 2 + 1 + 1, "3": 1 + 1}
+    assert s.distinct_pages == 22
+
+
+def _footprint_page_by_page(events: np.ndarray) -> dict[int, int]:
+    """The footprint rule of summary.py, one page at a time."""
+    own: dict[int, set[int]] = {}
+    shared: dict[int, set[int]] = {}
+    for pid, op, npages, page in events.tolist():
+        if op == OP_FORK:
+            shared[page] = own.get(pid, set()) | shared.get(pid, set())
+        elif op == OP_EXIT:
+            shared.pop(pid, None)
+        elif op in (OP_READ, OP_WRITE):
+            pages = set(range(page, page + npages))
+            if op == OP_WRITE:
+                shared.get(pid, set()).difference_update(pages)
+            own.setdefault(pid, set()).update(pages - shared.get(pid, set()))
+    return {pid: len(pages) for pid, pages in own.items()}
+
+
+def test_summary_footprint_agrees_with_a_page_by_page_count() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = 400
+        ev = make_events(n)
+        ev["pid"] = rng.integers(1, 6, n)
+        ev["op"] = rng.choice([OP_READ, OP_WRITE, OP_FORK, OP_EXIT], n, p=[0.5, 0.4, 0.05, 0.05])
+        ev["page"] = rng.integers(0, 300, n)
+        ev["npages"] = rng.integers(1, 12, n)
+        forks = ev["op"] == OP_FORK
+        ev["page"][forks] = rng.integers(1, 6, int(forks.sum()))
+        s = WorkloadSummary()
+        for part in np.array_split(ev, rng.integers(1, 9)):
+            s.add(part)
+        assert {int(p): len(pages) for p, pages in s.touched.items()} == _footprint_page_by_page(ev)
 
 
 def test_event_dtype_is_the_documented_record() -> None:
