@@ -66,6 +66,16 @@ def test_stream_is_valid_counted_and_chunked(spec: str) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
+def test_description_has_the_write_ratio_only_where_it_changes_the_events(spec: str) -> None:
+    # thp-frag writes every chunk it frees, as the selftest does.
+    described = (
+        "write_ratio" in make_workload(spec, seed=1, write_ratio=0.5, fill="half").describe()
+    )
+    changes = events_of(spec, write_ratio=0).tobytes() != events_of(spec, write_ratio=1).tobytes()
+    assert described == changes == (not spec.startswith("thp-frag"))
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_same_seed_same_stream_other_seed_other_stream(spec: str) -> None:
     a = events_of(spec, seed=1)
     assert a.tobytes() == events_of(spec, seed=1).tobytes()

@@ -128,6 +128,7 @@ class ThpFragWorkload(Generator):
         Param("rng", _parse_rng, "numpy"),
         Param("small", _parse_yes_no, False),
     )
+    USES_WRITE_RATIO = False  # the test memsets every chunk it frees
 
     def _check(self) -> None:
         npages, chunk = self.params["size"], self.params["chunk"]

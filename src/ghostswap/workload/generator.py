@@ -107,6 +107,8 @@ class Generator:
     USAGE: ClassVar[str]
     SUMMARY: ClassVar[str]
     PARAMS: ClassVar[Sequence[Param]]
+    # False for a generator whose accesses are all writes, whatever --write-ratio says.
+    USES_WRITE_RATIO: ClassVar[bool] = True
 
     def __init__(
         self, spec: str, params: dict[str, Any], *, seed: int, write_ratio: float, fill: str
@@ -130,11 +132,12 @@ class Generator:
         """Refuse parameter combinations that cannot work (ConfigError)."""
 
     def describe(self) -> dict[str, object]:
+        ratio = {"write_ratio": self.write_ratio} if self.USES_WRITE_RATIO else {}
         return {
             "workload": self.NAME,
             "spec": self.spec,
             "seed": self.seed,
-            "write_ratio": self.write_ratio,
+            **ratio,
             "fill": self.fill,
             **{p.key: self.params[p.name] for p in self.PARAMS},
         }
