@@ -296,6 +296,30 @@ def test_interrupted_record_stops_valgrind_and_cleans_up(
     assert os.path.isdir(tmp)
 
 
+@pytest.mark.parametrize(
+    "bad", [" S 1000,1234567890", " L 1000,99999999999999999999", "I  1000,4" + "0" * 9]
+)
+def test_an_absurd_access_size_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    # A lackey line all the same, not "not a lackey access line".
+    lines = SAMPLE.read_text().splitlines()
+    path = tmp_path / "huge.lackey"
+    path.write_text("\n".join([*lines[:1999], bad, *lines[1999:]]) + "\n")
+    monkeypatch.setattr(trace_common, "BLOCK_BYTES", 3000)
+    with pytest.raises(TraceError) as info:
+        read_rows(path)
+    assert (
+        str(info.value) == f"{path}:2000: {bad.strip()!r} has an access size above 999999999 bytes"
+    )
+
+
+def test_a_size_with_leading_zeros_is_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "zeros.lackey"
+    path.write_text(" L 1ff8,0000000000016\n")
+    assert read_rows(path) == [(1, OP_READ, 1, 2)]
+
+
 @pytest.mark.parametrize("bad", [" L ffffffffffffffff,8", " M fffffffffffffffc,1000"])
 def test_an_access_past_2_64_names_file_and_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str

@@ -55,7 +55,8 @@ _ADDR_END = 1 << 64  # an access's bytes end at or below this (no wrap-around)
 _CHATTER = re.compile(rb"^(?:==|--|\*\*)[^\n]*\n", re.M)
 _CHATTER_STARTS = (b"==", b"--", b"**")
 _CHATTER_MARKS = tuple(b"\n" + start for start in _CHATTER_STARTS)
-_LINE = re.compile(r"^(?:(I) |\s([LSM]))\s([0-9a-fA-F]{1,16}),(\d{1,9})\s*$")
+_LINE = re.compile(r"^(?:(I) |\s([LSM]))\s([0-9a-fA-F]{1,16}),(\d+)\s*$")
+_SIZE_DIGITS = 9  # an access size is below 10^9 bytes (lackey's are a few bytes)
 _KIND_I, _KIND_L, _KIND_S, _KIND_M = (ord(c) for c in "ILSM")
 _SPACE, _COMMA, _NEWLINE = ord(" "), ord(","), ord("\n")
 
@@ -161,7 +162,7 @@ def _parse_clean(data: bytes, instructions: bool) -> Accesses | None:
     hex_len = commas - starts - 3
     dec_len = ends - commas - 1
     # Lengths >= 1 put the k-th comma inside the k-th line: one comma a line.
-    if hex_len.min() < 1 or hex_len.max() > 16 or dec_len.min() < 1 or dec_len.max() > 9:
+    if hex_len.min() < 1 or hex_len.max() > 16 or dec_len.min() < 1 or dec_len.max() > _SIZE_DIGITS:
         return None
     c0, c1, c2 = buf[starts], buf[starts + 1], buf[starts + 2]
     instr = (c0 == _KIND_I) & (c1 == _SPACE)
@@ -202,6 +203,11 @@ def _parse_lines(data: bytes, first_line: int, label: str, instructions: bool) -
                 "--log-file so the program's own output stays out of the trace)"
             )
         instr, data_kind, addr, size = match.groups()
+        if len(size.lstrip("0")) > _SIZE_DIGITS:
+            raise TraceError(
+                f"{label}:{first_line + i}: {text.strip()[:60]!r} has an access size above "
+                f"{10**_SIZE_DIGITS - 1} bytes"
+            )
         if instr and not instructions:
             continue
         if int(addr, 16) + max(int(size), 1) > _ADDR_END:
