@@ -463,7 +463,12 @@ def test_workload_options_a_trace_ignores_are_named(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     argv = ["run", "--ram", "16MiB", "--workload", "thp-frag:4MiB:1", "--json", "-"]
     assert main([*argv, "--write-ratio", "0"]) == 0
-    assert "--write-ratio does not apply to thp-frag" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "--write-ratio does not apply to thp-frag" in captured.err
+    # ... nor does the JSON give it one, as for a trace.
+    assert json.loads(captured.out)["config"]["write_ratio"] is None
+    assert main(["run", "--ram", "16MiB", "--workload", "seq:4MiB:1", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["write_ratio"] == 0.3
     # The config file's fields are named with their place.
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[workload]\ntrace = "{trace}"\nwrite_ratio = 0.9\n')

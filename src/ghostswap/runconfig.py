@@ -91,6 +91,8 @@ class RunConfig:
     trace: str | None = None
     seed: int = DEFAULT_SEED
     write_ratio: float = DEFAULT_WRITE_RATIO
+    # False once the workload is known to ignore write_ratio (thp-frag).
+    write_ratio_applies: bool = True
     swap_texts: list[str] = field(default_factory=list)
     # Where the user set each [workload] field (spec, trace, seed,
     # write_ratio, fill): ``FILE:LINE`` in a config file or the option that
@@ -123,7 +125,7 @@ class RunConfig:
             "trace": self.trace,
             # A trace's events are fixed: no seed or write ratio applies.
             "seed": None if self.trace else self.seed,
-            "write_ratio": None if self.trace else self.write_ratio,
+            "write_ratio": None if self.trace or not self.write_ratio_applies else self.write_ratio,
             "fill": m.fill,
         }
 

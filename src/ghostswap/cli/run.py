@@ -153,9 +153,11 @@ def resolve_workload(cfg: RunConfig) -> Workload:
             return workload
         if not cfg.workload:
             raise ConfigError("no workload: give --workload SPEC or --trace FILE")
-        return registry.make_workload(
+        generator = registry.make_workload(
             cfg.workload, seed=cfg.seed, write_ratio=cfg.write_ratio, fill=cfg.machine.fill
         )
+        cfg.write_ratio_applies = getattr(generator, "USES_WRITE_RATIO", True)
+        return generator
     except GhostswapError as err:
         origin = cfg.origins.get(key, "")
         if origin and not origin.startswith("--"):
@@ -224,7 +226,7 @@ def _warn_about_setup(args: argparse.Namespace, cfg: RunConfig) -> None:
     workload ignores: a trace has its own accesses (only the fill applies),
     and thp-frag always writes, as the selftest does."""
     ignored = {"seed": bool(cfg.trace), "write_ratio": bool(cfg.trace)}
-    ignored["write_ratio"] |= cfg.workload.startswith("thp-frag")
+    ignored["write_ratio"] |= not cfg.write_ratio_applies
     unused = []
     for key, origin in cfg.origins.items():
         if ignored.get(key):
@@ -247,7 +249,7 @@ def _warn_about_setup(args: argparse.Namespace, cfg: RunConfig) -> None:
                 "device's first cluster (it holds the header): it can store nothing[/]"
             )
     if unused:
-        what = "a trace" if cfg.trace else "thp-frag"
+        what = "a trace" if cfg.trace else cfg.workload.split(":")[0]
         err_console.print(
             f"[yellow]warning: {' and '.join(unused)} "
             f"{'do' if len(unused) > 1 else 'does'} not apply to {what}[/]"
