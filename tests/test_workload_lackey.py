@@ -318,6 +318,22 @@ def test_a_size_with_leading_zeros_is_its_value(tmp_path: Path) -> None:
     path = tmp_path / "zeros.lackey"
     path.write_text(" L 1ff8,0000000000016\n")
     assert read_rows(path) == [(1, OP_READ, 1, 2)]
+    # ... and so is an address.
+    path.write_text(" L 000000000000001ff8,16\n")
+    assert read_rows(path) == [(1, OP_READ, 1, 2)]
+
+
+@pytest.mark.parametrize("bad", [" S 10000000000000000,8", "I  123456789abcdef012,4"])
+def test_an_address_wider_than_64_bits_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    lines = SAMPLE.read_text().splitlines()
+    path = tmp_path / "wide.lackey"
+    path.write_text("\n".join([*lines[:1999], bad, *lines[1999:]]) + "\n")
+    monkeypatch.setattr(trace_common, "BLOCK_BYTES", 3000)
+    with pytest.raises(TraceError) as info:
+        read_rows(path)
+    assert str(info.value) == f"{path}:2000: {bad.strip()!r} has an address wider than 64 bits"
 
 
 @pytest.mark.parametrize("bad", [" L ffffffffffffffff,8", " M fffffffffffffffc,1000"])

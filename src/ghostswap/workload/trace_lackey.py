@@ -55,7 +55,7 @@ _ADDR_END = 1 << 64  # an access's bytes end at or below this (no wrap-around)
 _CHATTER = re.compile(rb"^(?:==|--|\*\*)[^\n]*\n", re.M)
 _CHATTER_STARTS = (b"==", b"--", b"**")
 _CHATTER_MARKS = tuple(b"\n" + start for start in _CHATTER_STARTS)
-_LINE = re.compile(r"^(?:(I) |\s([LSM]))\s([0-9a-fA-F]{1,16}),(\d+)\s*$")
+_LINE = re.compile(r"^(?:(I) |\s([LSM]))\s([0-9a-fA-F]+),(\d+)\s*$")
 _SIZE_DIGITS = 9  # an access size is below 10^9 bytes (lackey's are a few bytes)
 _KIND_I, _KIND_L, _KIND_S, _KIND_M = (ord(c) for c in "ILSM")
 _SPACE, _COMMA, _NEWLINE = ord(" "), ord(","), ord("\n")
@@ -207,6 +207,10 @@ def _parse_lines(data: bytes, first_line: int, label: str, instructions: bool) -
             raise TraceError(
                 f"{label}:{first_line + i}: {text.strip()[:60]!r} has an access size above "
                 f"{10**_SIZE_DIGITS - 1} bytes"
+            )
+        if len(addr.lstrip("0")) > 16:
+            raise TraceError(
+                f"{label}:{first_line + i}: {text.strip()[:60]!r} has an address wider than 64 bits"
             )
         if instr and not instructions:
             continue
