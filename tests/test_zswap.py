@@ -240,3 +240,23 @@ def test_closing_a_machine_cancels_its_pending_worker():
     wb = vm.events["zswpwb"]
     quiescent()  # nothing left to run on the closed machine
     assert vm.events["zswpwb"] == wb
+
+
+def test_a_readahead_folio_nobody_mapped_is_activated_not_stored_again():
+    # zswap_load() leaves a readahead folio dirty, and pageout() (v6.16+)
+    # writes only anon folios: one never mapped is PAGE_ACTIVATE. The host
+    # shows it (calibration: pgmajfault within 2% only with it).
+    with zvm(ram_pages=256) as vm:
+        run(vm, writes(range(64)), events([(1, "pageout", 0, 64)]))
+        run(vm, reads(range(6)))  # the readahead window runs past page 5
+        ahead = [h for h in range(vm.frames.nr_frames)
+                 if vm.swapcache_folio(h) is not None and vm.frames.rmap[h] < 0]  # fmt: skip
+        assert ahead and vm.events["pgactivate"] == 0
+        run(vm, writes(range(1000, 1400)))  # reclaim takes everything else
+        assert all(vm.swapcache_folio(h) is not None for h in ahead)
+        assert vm.events["pgactivate"] >= len(ahead)
+        # Once mapped, they are anon and reclaimable as any other page.
+        stored = vm.events["zswpout"]
+        run(vm, reads(range(6, 6 + len(ahead))), writes(range(2000, 2400)))
+        assert not any(vm.swapcache_folio(h) is not None for h in ahead)
+        assert vm.events["zswpout"] > stored

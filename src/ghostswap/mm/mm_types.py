@@ -316,6 +316,10 @@ FL_WORKINGSET = 1 << 3
 FL_HEAD = 1 << 4  # allocated folio head
 FL_ISOLATED = 1 << 5
 FL_TAIL = 1 << 6
+# folio_test_anon(): folio->mapping is an anon_vma. Set when the folio is
+# first mapped and kept until it is freed; a swap-in readahead folio nobody
+# has faulted on has none.
+FL_ANON = 1 << 7
 
 MAX_ORDER = 9  # frames are allocated up to PMD order
 

@@ -16,6 +16,7 @@ from ghostswap.kernel.lean import compile_lean
 from ghostswap.mm import swapfile
 from ghostswap.mm.folio import PG_dirty
 from ghostswap.mm.mm_types import (
+    FL_ANON,
     PID_SHIFT,
     PMD_NR,
     PTE_DIRTY,
@@ -34,6 +35,7 @@ __all__ = ["folio_add_anon_rmap", "folio_referenced", "folio_remove_rmap", "try_
 def folio_add_anon_rmap(vm: Machine, head: int, base: int) -> None:
     """Record a new mapping of the folio at PTE index `base`."""
     frames = vm.frames
+    frames.flags_mv[head] |= FL_ANON
     if frames.rmap_mv[head] < 0:
         frames.rmap_mv[head] = base
     else:

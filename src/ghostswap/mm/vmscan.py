@@ -29,6 +29,7 @@ from ghostswap.mm.folio import (
 from ghostswap.mm.huge_memory import split_folio
 from ghostswap.mm.mm_types import (
     FL_ACTIVE,
+    FL_ANON,
     FL_ISOLATED,
     FL_LRU,
     FL_REFERENCED,
@@ -396,6 +397,14 @@ def shrink_folio_list(
             putback_folio(vm, head)
             continue
         if folio.flags & PG_dirty:
+            if not frames.flags_mv[head] & FL_ANON:
+                # pageout() (v6.16+) writes only shmem and anon folios: a
+                # swap-cache folio never mapped, which zswap_load() left
+                # dirty in readahead, is PAGE_ACTIVATE, not written again.
+                folio.flags &= ~PG_locked
+                _activate(vm, head, folio, nr)
+                putback_folio(vm, head)
+                continue
             result = page_io.swap_writeout(vm, folio, head)
             if result == page_io.WRITE_ACTIVATE:
                 folio.flags &= ~PG_locked
