@@ -251,8 +251,9 @@ def test_zswap_store_and_writeback_match() -> None:
         if "OOM-killed" not in str(err):
             raise
         # Seen twice in some twenty runs: the host's v1 cgroup full of active
-        # swap-cache folios, reclaim finding nothing in 16 tries. The model
-        # takes no part in that, so there is nothing to compare.
+        # swap-cache folios (readahead folios zswap loaded and nobody mapped,
+        # which pageout() will not write), reclaim finding nothing in 16
+        # tries. Nothing to compare then.
         pytest.skip(f"the host kernel OOM-killed the workload: {err}")
     for counter in ("zswpout", "pswpout"):
         error = rows[counter]["rel_error"]
