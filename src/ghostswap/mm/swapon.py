@@ -96,15 +96,20 @@ def ghost_maxpages(totalram_pages: int, multiple: int = GHOST_DEFAULT_MULTIPLE) 
     return -(-totalram_pages // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER * multiple
 
 
+def _ghost_size(totalram_pages: int, size_pages: int | None, multiple: int) -> int:
+    """A ghost device's ``si->max``: `size_pages` rounded up to whole
+    clusters, or `multiple` x RAM without a size."""
+    if size_pages is None:
+        return ghost_maxpages(totalram_pages, multiple)
+    return -(-size_pages // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER
+
+
 def ghost_usable_pages(spec: SwapSpec, totalram_pages: int) -> int:
     """The slots a ghost device of `spec` can ever hand out: all but its
     first cluster, which swapon preallocates for the header slot and puts
     on no list (the seed allocates clusters from index 1 up)."""
-    if spec.size_pages is None:
-        maxpages = ghost_maxpages(totalram_pages, spec.ram_multiple or GHOST_DEFAULT_MULTIPLE)
-    else:
-        maxpages = -(-spec.size_pages // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER
-    return max(maxpages - SWAPFILE_CLUSTER, 0)
+    multiple = spec.ram_multiple or GHOST_DEFAULT_MULTIPLE
+    return max(_ghost_size(totalram_pages, spec.size_pages, multiple) - SWAPFILE_CLUSTER, 0)
 
 
 def alloc_swap_info(subsys: SwapSubsystem) -> SwapInfo:
@@ -230,12 +235,9 @@ def swapon(
             f"swapon: unknown device kind {kind!r} (one of {', '.join(DEVICE_KINDS)})"
         )
     if kind == "ghost":
-        if size_pages is None:
-            if ghost_multiple < 1:
-                raise ConfigError("swapon: a ghost device needs a multiple of RAM >= 1")
-            maxpages = ghost_maxpages(subsys.totalram_pages, ghost_multiple)
-        else:
-            maxpages = -(-size_pages // SWAPFILE_CLUSTER) * SWAPFILE_CLUSTER
+        if size_pages is None and ghost_multiple < 1:
+            raise ConfigError("swapon: a ghost device needs a multiple of RAM >= 1")
+        maxpages = _ghost_size(subsys.totalram_pages, size_pages, ghost_multiple)
     else:
         if size_pages is None:
             raise ConfigError(f"swapon: a {kind} device needs a size")
