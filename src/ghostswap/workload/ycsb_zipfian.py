@@ -56,12 +56,22 @@ _FNV_PRIME_64 = np.uint64(1099511628211)
 _ZETA_BLOCK = 1 << 20
 
 
+def libm_pow(base: np.ndarray, exponent: float) -> np.ndarray:
+    """``base ** exponent`` element by element with the C library's pow(),
+    as YCSB's ``Math.pow``. numpy's own power differs from it in the last
+    bits on CPUs with AVX-512 (it uses SIMD code there), and ``items *
+    pow(...)`` with YCSB's 10^16 scrambled items turns a last bit into
+    another item: the same seed gave other pages on another CPU."""
+    pow_ = math.pow
+    return np.fromiter((pow_(x, exponent) for x in base.tolist()), np.float64, len(base))
+
+
 def _zeta_exact(n: int, theta: float) -> float:
-    total = 0.0
+    parts = []
     for first in range(1, n + 1, _ZETA_BLOCK):
         i = np.arange(first, min(first + _ZETA_BLOCK, n + 1), dtype=np.float64)
-        total += float(np.sum(i**-theta))
-    return total
+        parts.append(math.fsum(libm_pow(i, -theta).tolist()))
+    return math.fsum(parts)
 
 
 def zeta(n: int, theta: float) -> float:
@@ -102,7 +112,7 @@ class Zipfian:
     def items_for(self, u: np.ndarray) -> np.ndarray:
         """The item YCSB returns for each uniform draw `u`."""
         eta = self.eta
-        ret = (self.items * np.power(eta * u - eta + 1, self.alpha)).astype(np.int64)
+        ret = (self.items * libm_pow(eta * u - eta + 1, self.alpha)).astype(np.int64)
         uz = u * self.zetan
         ret[uz < 1.0 + math.pow(0.5, self.theta)] = 1
         ret[uz < 1.0] = 0
