@@ -267,24 +267,28 @@ class SwapHooks:
         self.zswap_is_present: Callable[[int, int], bool] | None = None
 
 
+# AllocStats fields, in the order `ghostswap run` prints them.
+ALLOC_STAT_ITEMS = (
+    "alloc_fail",
+    "fast_hits",
+    "frag_scans",
+    "ghost_clusters_allocated",
+    "ghost_clusters_freed",
+    "ghost_pool_peak",
+    "list_scans",
+    "order0_steals",
+    "reclaim_full_passes",
+    "reclaim_range_calls",
+    "slow_calls",
+    "tables_allocated",
+    "tables_freed",
+)
+
+
 class AllocStats:
     """Allocator internals that no kernel file prints, for `ghostswap run`."""
 
-    __slots__ = (
-        "alloc_fail",
-        "fast_hits",
-        "frag_scans",
-        "ghost_clusters_allocated",
-        "ghost_clusters_freed",
-        "ghost_pool_peak",
-        "list_scans",
-        "order0_steals",
-        "reclaim_full_passes",
-        "reclaim_range_calls",
-        "slow_calls",
-        "tables_allocated",
-        "tables_freed",
-    )
+    __slots__ = ALLOC_STAT_ITEMS
 
     def __init__(self) -> None:
         self.alloc_fail = 0
@@ -302,7 +306,7 @@ class AllocStats:
         self.tables_freed = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in ALLOC_STAT_ITEMS}
 
 
 class PercpuSwapCluster:
