@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The tests and the demo run the pure source; bench/replay.py starts its
+# native run itself (GHOSTSWAP_NATIVE, ghostswap/native.py).
+unexport GHOSTSWAP_NATIVE
 
-.PHONY: demo test test-slow test-root test-all lint bench check-all clean
+.PHONY: demo test test-slow test-root test-all lint native bench check-all clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +38,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-bench: $(STAMP)
+# The fast mode compiled by mypyc into build/native (needs gcc); used by a
+# process started with GHOSTSWAP_NATIVE=1 while the source is unchanged.
+native: $(STAMP)
+	$(PY) -m ghostswap.native
+
+bench: native
 	$(PY) bench/alloc.py
 	$(PY) bench/workload.py
 	$(PY) bench/replay.py
@@ -45,4 +53,4 @@ check-all: $(STAMP)
 	$(VENV)/bin/ghostswap check --all --iterations 10000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

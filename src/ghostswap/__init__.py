@@ -7,3 +7,18 @@ Layers, each depending only on those before it: ``kernel`` (primitives),
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+if _os.environ.get("GHOSTSWAP_NATIVE"):
+    # Import every subpackage from the compiled copy (ghostswap/native.py).
+    import sys as _sys
+
+    from ghostswap.native import NativeBuildError as _NativeBuildError
+    from ghostswap.native import activate as _activate
+
+    try:
+        __path__ = _activate(_os.environ["GHOSTSWAP_NATIVE"])
+    except _NativeBuildError as _err:
+        _sys.stderr.write(f"ghostswap: GHOSTSWAP_NATIVE: {_err}\n")
+        raise SystemExit(2) from None

@@ -327,4 +327,5 @@ def _print(result: dict[str, Any]) -> None:
     out(
         f"integrity: {integ['verified_pages']:,} pages verified, {integ['mismatches']} mismatches; "
         f"{timing['events']:,} events in {timing['seconds']:.1f} s"
+        + (" (native build)" if timing.get("build") == "native" else "")
     )

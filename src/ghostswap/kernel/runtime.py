@@ -29,6 +29,8 @@ from typing import Any, Protocol
 
 from greenlet import getcurrent, greenlet
 
+from ghostswap._build import NATIVE
+from ghostswap.errors import GhostswapError
 from ghostswap.kernel.bug import Deadlock, KernelBug, LockMisuse, RcuMisuse, SleepInAtomic
 
 __all__ = [
@@ -157,9 +159,16 @@ def register_lean(fn: FunctionType, lean_code: CodeType) -> None:
         fn.__code__ = lean_code
 
 
+def _refuse_in_native_build(what: str) -> None:
+    if NATIVE:
+        raise GhostswapError(f"{what} runs the pure source: unset GHOSTSWAP_NATIVE")
+
+
 def set_debug_build(on: bool) -> None:
     """Run the full functions (asserts, VM_WARN checks) in fast mode too."""
     global _debug_build
+    if on:
+        _refuse_in_native_build("the debug build")
     _debug_build = on
     _select_builds()
 
@@ -167,6 +176,8 @@ def set_debug_build(on: bool) -> None:
 def install(runtime: CheckedRuntime | None) -> None:
     """Switch to checked mode with `runtime`, or back to fast mode with None."""
     global checked
+    if runtime is not None:
+        _refuse_in_native_build("checked mode")
     checked = runtime
     for fn, fast_code, checked_code in _dual:
         fn.__code__ = checked_code if runtime is not None else fast_code

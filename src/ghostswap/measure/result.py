@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ghostswap._build import NATIVE
 from ghostswap.measure.overhead import clusters_in_use, subsystem_overhead
 from ghostswap.mm.machine import Machine
 from ghostswap.mm.swap import SWP_GHOST
@@ -134,6 +135,7 @@ def build_result(
             "events": events,
             "seconds": round(seconds, 3),
             "events_per_second": round(events / seconds) if seconds > 0 else None,
+            "build": "native" if NATIVE else "pure",
         },
     }
 

@@ -1,0 +1,3 @@
+"""Which build this is (rewritten by ghostswap.native)."""
+
+NATIVE = False
