@@ -4,9 +4,9 @@ Pages are compressed for real (zstd or lz4 from PyPI, deflate from zlib)
 from the bytes their content tokens expand to, and kept in a pool with the
 kernel's limit (``max_pool_percent`` of ``totalram_pages``, refilling
 allowed again below ``accept_threshold_percent`` of it). The pool's size
-is the sum of the compressed lengths in pages (zsmalloc's packing is not
-modelled); it is counted as the memcg's ``MEMCG_ZSWAP_B`` and charged to
-its limit on cgroup v2 only.
+is zsmalloc's (:mod:`ghostswap.mm.zsmalloc`: size classes, zspages that
+return their pages only when empty). The compressed bytes are the memcg's
+``MEMCG_ZSWAP_B``, charged to its limit on cgroup v2 only.
 
 Entries are found by swap entry; a load is exclusive (the entry is erased
 and the folio dirtied), freed slots invalidate their entries
@@ -41,6 +41,7 @@ from ghostswap.mm.content import BAD_TOKEN, PAGE_SIZE, expand, token_of
 from ghostswap.mm.folio import PG_dirty
 from ghostswap.mm.swap import SWP_GHOST, SWP_OFFSET_MASK, SWP_TYPE_SHIFT, swp_entry
 from ghostswap.mm.swap_state import swap_cache_has_folio
+from ghostswap.mm.zsmalloc import ZsPool, zs_free, zs_get_total_pages, zs_malloc
 
 if TYPE_CHECKING:
     from ghostswap.mm.folio import Folio
@@ -158,15 +159,20 @@ class Zswap:
         self.unreferenced: set[int] = set()
         # zswap_shrink_work; the machine binds it to shrink_worker.
         self.shrink_work = WorkStruct(lambda: None, "zswap_shrink_work")
+        # Compressed bytes (what the memcg is charged) and the zsmalloc
+        # pool that holds them (what the pool limit counts).
         self.total_bytes = 0
-        self.peak_bytes = 0
+        self.zs_pool = ZsPool()
+        self.handles: dict[int, int] = {}  # swap entry -> zsmalloc handle
+        self.peak_pages = 0
         self.peak_entries = 0
         self.incompressible = 0  # entries stored raw: debugfs stored_incompressible_pages
         self.reached_full = False
         self.stats = dict.fromkeys(STAT_NAMES, 0)
 
     def total_pages(self) -> int:
-        return -(-self.total_bytes // PAGE_SIZE)
+        """``zswap_total_pages()``: the zsmalloc pool's pages."""
+        return zs_get_total_pages(self.zs_pool)
 
     def pool_total_size(self) -> int:
         """debugfs ``pool_total_size``: pool pages in bytes."""
@@ -174,7 +180,7 @@ class Zswap:
 
     def peak_pool_total_size(self) -> int:
         """The highest ``pool_total_size`` seen, in the same whole pages."""
-        return -(-self.peak_bytes // PAGE_SIZE) * PAGE_SIZE
+        return self.peak_pages * PAGE_SIZE
 
     def stats_dict(self) -> dict[str, int]:
         out = dict(self.stats)
@@ -189,6 +195,7 @@ def _erase(vm: Machine, zswap: Zswap, entry: int) -> bool:
     if data is None:
         return False
     zswap.unreferenced.discard(entry)
+    zs_free(zswap.zs_pool, zswap.handles.pop(entry))
     zswap.total_bytes -= len(data)
     zswap.incompressible -= len(data) == PAGE_SIZE
     vm.memcg.zswap_bytes -= len(data)
@@ -236,13 +243,16 @@ def zswap_store(vm: Machine, folio: Folio, head: int) -> bool:
         if old is not None:
             zswap.incompressible -= len(old) == PAGE_SIZE
             zswap.total_bytes -= len(old)
+            zs_free(zswap.zs_pool, zswap.handles.pop(entry + i))
             vm.memcg.zswap_bytes -= len(old)
             zswap.unreferenced.discard(entry + i)
         entries[entry + i] = data  # at the LRU tail, referenced
+        zswap.handles[entry + i] = zs_malloc(zswap.zs_pool, len(data))
         zswap.total_bytes += len(data)
         vm.memcg.zswap_bytes += len(data)
-    if zswap.total_bytes > zswap.peak_bytes:
-        zswap.peak_bytes = zswap.total_bytes
+    pages = zs_get_total_pages(zswap.zs_pool)
+    if pages > zswap.peak_pages:
+        zswap.peak_pages = pages
     if len(entries) > zswap.peak_entries:
         zswap.peak_entries = len(entries)
     vm.events["zswpout"] += nr
