@@ -88,16 +88,17 @@ class ZsPool:
     hold the same pages and objects (``can_merge()``)."""
 
     def __init__(self) -> None:
-        self.size_class: list[SizeClass] = [None] * ZS_SIZE_CLASSES  # type: ignore[list-item]
+        classes: list[SizeClass] = []  # from the biggest size down
         prev: SizeClass | None = None
         for i in range(ZS_SIZE_CLASSES - 1, -1, -1):
             size = min(ZS_MIN_ALLOC_SIZE + i * ZS_SIZE_CLASS_DELTA, ZS_MAX_ALLOC_SIZE)
             pages = calculate_zspage_chain_size(size)
             objs = pages * PAGE_SIZE // size
-            if prev is not None and prev.pages_per_zspage == pages and prev.objs_per_zspage == objs:
-                self.size_class[i] = prev
-                continue
-            prev = self.size_class[i] = SizeClass(i, size, pages, objs)
+            if prev is None or prev.pages_per_zspage != pages or prev.objs_per_zspage != objs:
+                prev = SizeClass(i, size, pages, objs)
+            classes.append(prev)
+        classes.reverse()
+        self.size_class = classes
         self.pages_allocated = 0
         self.next_zspage = 1
 
