@@ -301,6 +301,7 @@ def _print(result: dict[str, Any]) -> None:
         ("peak", format_bytes(memcg["peak_pages"] * PAGE_SIZE)),
         ("pagetables", format_bytes(memcg["pagetables_pages"] * PAGE_SIZE)),
         *((f"events {k}", f"{v:,}") for k, v in memcg["events"].items()),
+        *((f"stat {k}", f"{v:,}") for k, v in memcg["stat"].items()),
     ]
     if result["zswap"]:
         z = result["zswap"]

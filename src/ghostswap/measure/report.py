@@ -139,8 +139,9 @@ def write_report(directory: str, result: dict[str, Any], samples: list[dict[str,
     header = ("name", "kind", "size", "used", "peak", "prio", "store")
     parts.append(_table("swaps (pages)", rows, header))
     memcg = result["memcg"]
-    rows = [(k, v) for k, v in memcg.items() if k not in ("events", "oom_victims")]
+    rows = [(k, v) for k, v in memcg.items() if k not in ("events", "stat", "oom_victims")]
     rows += [(f"events {k}", v) for k, v in memcg["events"].items()]
+    rows += [(f"stat {k}", v) for k, v in memcg["stat"].items()]
     rows.append(("oom_victims", ", ".join(map(str, memcg["oom_victims"])) or "-"))
     parts.append(_table("memory cgroup", rows, ("item", "value")))
     parts.append(_table("vm", list(result["vm"].items()), ("item", "value")))

@@ -120,6 +120,7 @@ def build_result(
             "limit_pages": vm.memcg.limit_pages,
             "current_pages": vm.memcg.current_pages(),
             "peak_pages": vm.memcg.peak_pages,
+            "stat": dict(vm.memcg.stat),
             "pagetables_pages": vm.memcg.pagetable_pages,
             "events": dict(vm.memcg.events),
             "oom_victims": list(vm.oom_victims),

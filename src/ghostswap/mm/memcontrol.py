@@ -61,6 +61,7 @@ class MemCgroup:
         "limit_pages",
         "pagetable_pages",
         "peak_pages",
+        "stat",
         "stock_pages",
         "usage_pages",
         "zswap_bytes",
@@ -86,6 +87,8 @@ class MemCgroup:
         self.charges_zswap = not v1
         self.peak_pages = 0
         self.events = {"max": 0, "oom": 0, "oom_kill": 0}
+        # memory.stat (v2) event counts the kernel keeps per memcg only.
+        self.stat = {"pgrefill": 0}
 
     def stocked_pages(self) -> int:
         """Pages charged to the counter but held in the per-CPU stocks."""

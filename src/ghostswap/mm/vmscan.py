@@ -259,7 +259,10 @@ def shrink_active_list(vm: Machine, nr_to_scan: int) -> None:
     """Deactivate folios from the active tail; anon folios go inactive even
     when referenced (their young bits are cleared on the way)."""
     isolated, scanned = _isolate(vm, nr_to_scan, True)
-    vm.events["pgrefill"] += scanned
+    # The model's reclaim is all memcg reclaim (try_to_free_mem_cgroup_pages),
+    # which counts PGREFILL in the memcg only: /proc/vmstat's pgrefill is
+    # for global reclaim (`if (!cgroup_reclaim(sc))`, v5.9 on).
+    vm.memcg.stat["pgrefill"] += scanned
     frames = vm.frames
     nr_deactivate = 0
     for head in isolated:
