@@ -449,21 +449,31 @@ def test_summary_counts_a_forked_childs_pages_once_they_are_its_own(cuts: list[i
     assert s.distinct_pages == 22
 
 
+def test_summary_counts_a_pid_used_again_after_its_exit_as_a_new_process() -> None:
+    s = WorkloadSummary()
+    s.add(events_from([(1, OP_WRITE, 0x40000, 10), (1, OP_EXIT, 0, 0), (1, OP_WRITE, 0x40000, 10)]))
+    assert s.distinct_pages == 20
+    assert s.as_dict()["distinct_pages_per_pid"] == {"1": 20}
+
+
 def _footprint_page_by_page(events: np.ndarray) -> dict[int, int]:
     """The footprint rule of summary.py, one page at a time."""
     own: dict[int, set[int]] = {}
     shared: dict[int, set[int]] = {}
+    exited: dict[int, int] = {}
     for pid, op, npages, page in events.tolist():
         if op == OP_FORK:
             shared[page] = own.get(pid, set()) | shared.get(pid, set())
         elif op == OP_EXIT:
             shared.pop(pid, None)
+            if pid in own:
+                exited[pid] = exited.get(pid, 0) + len(own.pop(pid))
         elif op in (OP_READ, OP_WRITE):
             pages = set(range(page, page + npages))
             if op == OP_WRITE:
                 shared.get(pid, set()).difference_update(pages)
             own.setdefault(pid, set()).update(pages - shared.get(pid, set()))
-    return {pid: len(pages) for pid, pages in own.items()}
+    return {pid: exited.get(pid, 0) + len(own.get(pid, ())) for pid in own.keys() | exited.keys()}
 
 
 def test_summary_footprint_agrees_with_a_page_by_page_count() -> None:
@@ -480,7 +490,8 @@ def test_summary_footprint_agrees_with_a_page_by_page_count() -> None:
         s = WorkloadSummary()
         for part in np.array_split(ev, rng.integers(1, 9)):
             s.add(part)
-        assert {int(p): len(pages) for p, pages in s.touched.items()} == _footprint_page_by_page(ev)
+        per_pid = s.as_dict()["distinct_pages_per_pid"]
+        assert {int(p): n for p, n in per_pid.items()} == _footprint_page_by_page(ev)  # type: ignore[union-attr]
 
 
 def test_event_dtype_is_the_documented_record() -> None:

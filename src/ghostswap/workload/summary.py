@@ -14,7 +14,9 @@ pages its parent touched and those the parent inherited in turn; like the
 rest of the footprint, this ignores frees (a freed page a child reads is
 the zero page, no memory either). A parent's write to a page it shares
 gives it a new copy of a page it has counted already: like a page
-rewritten after a free, that counts once.
+rewritten after a free, that counts once. A pid that accesses memory
+after its exit is a new process (the model gives it a new mm): its pages
+count again.
 """
 
 from __future__ import annotations
@@ -148,12 +150,15 @@ class WorkloadSummary:
     touched: dict[int, IntervalSet] = field(default_factory=dict)
     # Per live forked child: the pages it still shares with its parent.
     shared: dict[int, IntervalSet] = field(default_factory=dict)
+    # Pages of processes that exited, per pid: a pid used again after its
+    # exit is a new process, with pages of its own.
+    exited: dict[int, int] = field(default_factory=dict)
 
     @property
     def distinct_pages(self) -> int:
         """Pages read or written, counted once per process; a forked child's
         pages only once they are its own (see the module docstring)."""
-        return sum(len(s) for s in self.touched.values())
+        return sum(len(s) for s in self.touched.values()) + sum(self.exited.values())
 
     @property
     def footprint_bytes(self) -> int:
@@ -177,7 +182,10 @@ class WorkloadSummary:
             "write_share": self.write_share,
             "distinct_pages": self.distinct_pages,
             "footprint_bytes": self.footprint_bytes,
-            "distinct_pages_per_pid": {str(p): len(s) for p, s in sorted(self.touched.items())},
+            "distinct_pages_per_pid": {
+                str(p): self.exited.get(p, 0) + len(self.touched.get(p, ()))
+                for p in sorted(self.touched.keys() | self.exited.keys())
+            },
         }
 
     def add(self, events: np.ndarray) -> None:
@@ -209,6 +217,9 @@ class WorkloadSummary:
                 self._fork(pid, int(events["page"][at]))
             else:
                 self.shared.pop(pid, None)
+                gone = self.touched.pop(pid, None)
+                if gone is not None:
+                    self.exited[pid] = self.exited.get(pid, 0) + len(gone)
             start = at + 1
         self._add_accesses(events[start:])
 
