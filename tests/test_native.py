@@ -24,6 +24,7 @@ from array import array
 
 SWP_TB_NULL = 0
 _SHIFT = SWP_TB_NULL + 3
+PG_locked = 1 << 0
 lower = 5
 REBOUND = 1
 
@@ -55,6 +56,7 @@ def test_the_build_edits_only_what_mypyc_needs(tmp_path: Path) -> None:
     assert lines[1:3] == ["from typing import Final", "from mypy_extensions import mypyc_attr"]
     assert "SWP_TB_NULL: Final = 0" in lines
     assert "_SHIFT: Final = SWP_TB_NULL + 3" in lines
+    assert "PG_locked: Final = 1 << 0" in lines  # the lean twins' constant_name()
     assert "lower = 5" in lines and "REBOUND = 1" in lines  # not constants: untouched
     assert lines[lines.index("class Table(array):") - 1] == "@mypyc_attr(native_class=False)"
     assert "@checked_twin" not in text and "compile_lean(" not in text

@@ -14,9 +14,9 @@ to swap, so it has no checked twin and no lean twin: the build drops the
 ``@checked_twin(...)`` decorators and the ``compile_lean(globals())``
 calls, and :func:`ghostswap.kernel.runtime.install` refuses checked mode
 in it. Two more edits, mechanical too, make the copy compile well: module
-constants named like ``SWP_TB_NULL`` become ``Final`` (mypyc folds them,
-as the lean twins do), and the ``array`` subclasses of ``swap_table``
-become non-native classes. The source tree is never edited.
+constants named like ``SWP_TB_NULL`` or ``PG_locked`` become ``Final``
+(mypyc folds them; the lean twins fold the same names), and the ``array``
+subclasses of ``swap_table`` become non-native classes. The source tree is never edited.
 
 A build is used only while its digest matches the source; after any edit
 a native process stops with one line that says to rebuild.
@@ -47,7 +47,6 @@ COMPILED_PACKAGES = {
     "kernel": {"__init__", "runtime", "lean", "lean_inline"},
 }
 COMPILED_MODULES = ["storage/memory.py", "measure/replay.py"]
-_CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
 _MYPY_CONFIG = """\
 [mypy]
 python_version = 3.11
@@ -123,6 +122,10 @@ def activate(value: str) -> list[str]:
 
 def _edit_module(path: Path) -> None:
     """The three mechanical edits the module docstring lists."""
+    # Imported here: importing any ghostswap.kernel module before activate()
+    # would pin the pure source's kernel package in sys.modules.
+    from ghostswap.kernel.lean_inline import constant_name
+
     source = path.read_text()
     tree = ast.parse(source)
     rebound = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
@@ -138,7 +141,7 @@ def _edit_module(path: Path) -> None:
             continue
         name = node.targets[0].id
         line = lines[node.lineno - 1]
-        if _CONSTANT.fullmatch(name) and name not in rebound and line.startswith(f"{name} ="):
+        if constant_name(name) and name not in rebound and line.startswith(f"{name} ="):
             lines[node.lineno - 1] = f"{name}: Final" + line[len(name) :]
             finals += 1
     out = []
